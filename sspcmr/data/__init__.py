@@ -1,0 +1,1 @@
+"""Data: the synthetic phantom (``sspcmr.data.synthetic``); preparation and data modules follow."""

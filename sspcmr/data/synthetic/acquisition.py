@@ -1,0 +1,130 @@
+"""Per-subject acquisition parameters drawn from a vendor profile and a size preset."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .profiles import SizePreset, VendorProfile
+
+
+@dataclass
+class Acquisition:
+    """Everything about how one subject was scanned and stored.
+
+    Attributes:
+        vendor: vendor profile code (A-E).
+        scanner: scanner model name.
+        centre: centre number.
+        field: field strength in tesla.
+        flip_angle: degrees.
+        matrix: (nx, ny) in-plane matrix.
+        pixel_spacing: in-plane spacing in mm.
+        slice_thickness: mm.
+        nominal_slice_spacing: thickness + gap before adapting the stack to the heart, mm.
+        slices: number of short-axis slices.
+        frames: number of cine frames.
+        subslices: sub-slices per slice for partial volume.
+        snr: myocardial SNR (myocardium signal / noise standard deviation at bias 1).
+        bias_ratio: max/min coil-bias ratio inside the body.
+        kspace_read: acquired fraction of k-space along the first axis.
+        kspace_phase: acquired fraction of k-space along the second axis.
+        kspace_filter: Hann-window weight applied to the acquired k-space (0 sharp, 1 smooth).
+        gamma: global contrast curve exponent applied before quantisation.
+        intensity_max: value the brightest tissue is mapped to on disk.
+        in_plane_angle: rotation of the image axes about the slice normal, radians.
+        breath_hold: (slices, 3) per-slice rigid scene shifts in mm (in-plane and through-plane).
+    """
+
+    vendor: str
+    scanner: str
+    centre: int
+    field: float
+    flip_angle: float
+    matrix: tuple[int, int]
+    pixel_spacing: float
+    slice_thickness: float
+    nominal_slice_spacing: float
+    slices: int
+    frames: int
+    subslices: int
+    snr: float
+    bias_ratio: float
+    kspace_read: float
+    kspace_phase: float
+    kspace_filter: float
+    gamma: float
+    intensity_max: float
+    in_plane_angle: float
+    breath_hold: np.ndarray
+
+    def as_dict(self) -> dict:
+        """JSON-friendly dictionary of the parameters."""
+        out = asdict(self)
+        out["breath_hold"] = np.round(self.breath_hold, 3).tolist()
+        out["matrix"] = list(self.matrix)
+        return out
+
+
+#: Breath-hold offsets are drawn for this many slices and cut to the planned stack.
+MAX_SLICES = 32
+
+
+def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(rng.uniform(bounds[0], bounds[1]))
+
+
+def sample_acquisition(rng: np.random.Generator, vendor: VendorProfile, size: SizePreset) -> Acquisition:
+    """Draw acquisition parameters for one subject.
+
+    The number of slices is provisional here (the vendor's nominal spacing over a typical heart);
+    :func:`~.subject.plan_stack` adapts spacing and count to the subject's heart so that the stack
+    covers 1-2 slices above the base to 0-2 beyond the apex within the preset's slice range.
+    """
+    field = 3.0 if rng.random() < vendor.field_3t_probability else 1.5
+    flip = _uniform(rng, vendor.flip_angle_3t if field == 3.0 else vendor.flip_angle_1p5t)
+    if size.matrix is None:
+        nx = int(rng.integers(vendor.matrix[0] // 8, vendor.matrix[1] // 8 + 1) * 8)
+        pixel = _uniform(rng, vendor.pixel_spacing)
+    else:
+        nx = int(rng.integers(size.matrix[0] // 8, size.matrix[1] // 8 + 1) * 8)
+        pixel = _uniform(rng, size.field_of_view) / nx
+    ny = nx
+    if rng.random() < vendor.non_square_probability:
+        ny = int(round(nx * rng.uniform(0.78, 0.92) / 8) * 8)
+    frames_range = size.frames or vendor.frames
+    frames = int(rng.integers(frames_range[0], frames_range[1] + 1))
+    thickness = _uniform(rng, vendor.slice_thickness)
+    gap = _uniform(rng, vendor.slice_gap)
+    bias = _uniform(rng, vendor.bias_ratio)
+    if rng.random() < vendor.bias_normalised_probability:
+        bias = 1.0 + (bias - 1.0) * rng.uniform(0.2, 0.4)
+    slices = int(rng.integers(size.slices[0], size.slices[1] + 1))
+    breath_hold = np.concatenate(
+        [np.clip(rng.normal(0.0, 1.5, (MAX_SLICES, 2)), -4.0, 4.0), rng.uniform(-2.0, 2.0, (MAX_SLICES, 1))],
+        axis=1,
+    )
+    return Acquisition(
+        vendor=vendor.code,
+        scanner=str(rng.choice(vendor.scanners)),
+        centre=int(rng.choice(vendor.centres)),
+        field=field,
+        flip_angle=flip,
+        matrix=(nx, ny),
+        pixel_spacing=pixel,
+        slice_thickness=thickness,
+        nominal_slice_spacing=thickness + gap,
+        slices=slices,
+        frames=frames,
+        subslices=size.subslices,
+        snr=_uniform(rng, vendor.snr_myocardium),
+        bias_ratio=bias,
+        kspace_read=_uniform(rng, vendor.kspace_fraction_read),
+        kspace_phase=_uniform(rng, vendor.kspace_fraction_phase),
+        kspace_filter=_uniform(rng, vendor.kspace_filter),
+        gamma=_uniform(rng, vendor.gamma),
+        intensity_max=_uniform(rng, (0.8 * vendor.intensity_max[0], vendor.intensity_max[1])),
+        in_plane_angle=float(rng.uniform(-np.pi / 6, np.pi / 6)),
+        breath_hold=breath_hold,
+    )

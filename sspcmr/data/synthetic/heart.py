@@ -1,0 +1,391 @@
+"""Continuous 3D+t heart model: tissue and label at any world point and frame.
+
+Geometry (heart frame, see :mod:`.anatomy`): a point has long-axis distance ``s`` from the
+epicardial apex, radius ``rho`` from the LV long axis and angle ``phi`` measured from the RV
+direction. At frame t the base plane sits at ``s = L(t)`` (the base descends towards the nearly
+still apex) and the normalised coordinate is ``zeta = 1 - s / L(t)``: 0 at the base plane, 1 at the
+epicardial apex. Every slab of constant ``zeta`` is a material slab:
+
+* the endocardial radius scales by ``sqrt(k(t))`` with ``k = v(t) * L_ED / L(t)`` so that the cavity
+  volume follows the volume curve ``v(t)`` exactly;
+* the epicardium keeps each angular sector's myocardial area times slab thickness constant
+  (``r_epi^2 - r_endo^2`` scales by ``L_ED / L(t)``), so the myocardial volume is constant and the
+  wall thickens in systole without any further rule;
+* the RV is a crescent on the septal side between ``r_in`` (the LV epicardium) and
+  ``r_in + H(t) h0(zeta, phi)``; ``H(t)`` is solved per frame from a quadratic so that the RV volume
+  follows its own curve exactly.
+
+Labels (M&Ms convention): 1 LV blood pool including papillary muscles and trabeculae, 2 LV
+myocardium, 3 RV blood pool (the RV free wall is not labelled). Atria, aortic root, pulmonary trunk
+and pericardial fat are unlabelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .anatomy import HeartShape, Pose
+from .motion import CardiacCycle
+from .tissues import Tissue
+
+LABEL_BACKGROUND, LABEL_LV, LABEL_MYO, LABEL_RV = 0, 1, 2, 3
+
+_ZETA_RV_PEAK = 0.1  # the RV cross-section is largest just below the base plane
+
+
+@dataclass(frozen=True)
+class FrameState:
+    """Geometry parameters of one frame.
+
+    Attributes:
+        length: base-plane distance from the apex (mm).
+        cavity_scale: ``k(t)``, LV cavity area factor relative to ED.
+        wall_scale: ``L_ED / L(t)``, myocardial area factor relative to ED.
+        rv_height: ``H(t)``, RV crescent thickness scale (mm).
+        deformation: 0 at ED, 1 at ES (drives twist and atrial size).
+    """
+
+    length: float
+    cavity_scale: float
+    wall_scale: float
+    rv_height: float
+    deformation: float
+
+
+class HeartModel:
+    """Implicit heart of one subject over its cardiac cycle.
+
+    Args:
+        shape: sampled heart shape and function.
+        pose: heart position and axes in world coordinates.
+        cycle: frame timing and volume curves.
+    """
+
+    def __init__(self, shape: HeartShape, pose: Pose, cycle: CardiacCycle) -> None:
+        self.shape = shape
+        self.pose = pose
+        self.cycle = cycle
+        self.axis = pose.long_axis
+        self.e1 = pose.rv_direction
+        self.e2 = np.cross(self.axis, self.e1)
+        self.zeta_endo_apex = 1.0 - shape.apex_cap / shape.lv_length
+        self.zeta_equator = -shape.equator_offset
+        # Lookup tables: the contour functions are smooth in one variable each, and tabulating
+        # them makes per-point evaluation a few interpolations instead of powers and cosines.
+        self._table_phi = np.linspace(-np.pi, np.pi, 2048, endpoint=False)
+        raw = self._raw_section(self._table_phi)
+        self._section_norm = float(np.sqrt(np.mean(raw**2)))
+        self._table_section = raw / self._section_norm
+        self._table_wall = self._wall_exact(self._table_phi)
+        self._table_zeta = np.linspace(self.zeta_equator, 1.0, 2049)
+        self._table_endo = self._profile(self._table_zeta, self.zeta_endo_apex)
+        self._table_epi = self._profile(self._table_zeta, 1.0)
+        self._grid_zeta = (np.arange(240) + 0.5) / 240 * (1.0 - shape.rv_top) + shape.rv_top
+        self._grid_phi = np.linspace(-np.pi, np.pi, 256, endpoint=False)
+        lv_edv, myo, _ = self._integrate(self._state_without_rv(0.0))
+        self.lv_edv_mm3 = lv_edv
+        self.myocardial_volume_mm3 = myo
+        rv_peak = shape.rv_edv_ratio * lv_edv
+        self.states: list[FrameState] = []
+        for frame in range(cycle.frames):
+            deformation = float(cycle.deformation(frame))
+            base = self._state_without_rv(deformation, float(cycle.lv_volume_fraction(frame, shape.lv_ef)))
+            target = rv_peak * float(cycle.rv_volume_fraction(frame, shape.rv_ef))
+            self.states.append(_with_rv_height(base, self._solve_rv_height(base, target)))
+        self._volumes = [self._integrate(state) for state in self.states]
+        max_wall_scale = max(st.wall_scale for st in self.states)
+        max_rv = max(st.rv_height for st in self.states)
+        epi_max = (shape.endo_radius * self._table_section.max() + self._table_wall.max()) * np.sqrt(max_wall_scale)
+        self._max_radius = float(epi_max + max_rv + shape.rv_wall + 3.0 * shape.pericardial_fat + 2.0)
+        self._extent = float(max(self._max_radius, 2.3 * shape.endo_radius + 40.0) + 12.0)
+
+    # ----------------------------------------------------------------------------------------
+    # ED shape
+    def _raw_section(self, phi: np.ndarray) -> np.ndarray:
+        s = self.shape
+        q = s.ellipticity
+        a, b = 1.0 / np.sqrt(q), np.sqrt(q)
+        angle = phi - s.ellipse_angle
+        ellipse = 1.0 / np.sqrt((np.cos(angle) / a) ** 2 + (np.sin(angle) / b) ** 2)
+        wobble = 1.0 + sum(amp * np.cos(order * phi + ph) for order, amp, ph in s.harmonics)
+        return ellipse * wobble
+
+    def section(self, phi: np.ndarray) -> np.ndarray:
+        """Cross-section shape factor (RMS 1, so it preserves the area of a circle)."""
+        return _lookup(self._table_section, -np.pi, 2 * np.pi, phi, periodic=True)
+
+    def _wall_exact(self, phi: np.ndarray) -> np.ndarray:
+        return self.shape.wall_thickness + self.shape.septal_extra * np.clip(np.cos(phi), 0.0, None) ** 2
+
+    def wall(self, phi: np.ndarray) -> np.ndarray:
+        """ED wall thickness by angle: thickest at the septum (phi = 0)."""
+        return _lookup(self._table_wall, -np.pi, 2 * np.pi, phi, periodic=True)
+
+    def _profile(self, zeta: np.ndarray, end: float) -> np.ndarray:
+        p = self.shape.profile_exponent
+        x = np.clip((zeta - self.zeta_equator) / (end - self.zeta_equator), 0.0, 1.0)
+        return (1.0 - x**p) ** (1.0 / p)
+
+    def radii_ed(self, zeta: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Endocardial and epicardial radii at ED (mm)."""
+        section = self.shape.endo_radius * self.section(phi)
+        span = 1.0 - self.zeta_equator
+        endo = section * _lookup(self._table_endo, self.zeta_equator, span, zeta)
+        epi = (section + self.wall(phi)) * _lookup(self._table_epi, self.zeta_equator, span, zeta)
+        return endo, epi
+
+    def radii(self, zeta: np.ndarray, phi: np.ndarray, state: FrameState) -> tuple[np.ndarray, np.ndarray]:
+        """Endocardial and epicardial radii at a frame (exact cavity and myocardial volumes)."""
+        endo_ed, epi_ed = self.radii_ed(zeta, phi)
+        endo = np.sqrt(state.cavity_scale) * endo_ed
+        epi = np.sqrt(endo**2 + state.wall_scale * (epi_ed**2 - endo_ed**2))
+        return endo, epi
+
+    def rv_profile(self, zeta: np.ndarray, phi: np.ndarray) -> np.ndarray:
+        """Unscaled RV crescent thickness ``h0``: fullest and widest at the base, 0 at ``rv_end``."""
+        s = self.shape
+        top, end, peak = s.rv_top, s.rv_end, _ZETA_RV_PEAK
+        out = np.zeros(np.broadcast(zeta, phi).shape)
+        zeta, phi = np.broadcast_arrays(zeta, phi)
+        rel = np.clip(zeta / end, 0.0, 1.0)
+        half_span = s.rv_half_span * (1.25 - 0.4 * rel)
+        u = np.abs(_wrap(phi - s.rv_centre_angle)) / half_span
+        inside = np.flatnonzero((zeta >= top) & (zeta <= end) & (u < 1.0))
+        z, u, rel = zeta.reshape(-1)[inside], u.reshape(-1)[inside], rel.reshape(-1)[inside]
+        below = np.clip((z - peak) / (end - peak), 0.0, 1.0)
+        above = np.clip((peak - z) / (peak - top), 0.0, 1.0)
+        along = np.where(z >= peak, np.sqrt(1.0 - below**2), (1.0 - above**4) ** 0.25)
+        window = (1.0 - u**2) ** (s.rv_fullness * (0.6 + 0.8 * rel))
+        out.reshape(-1)[inside] = along * window
+        return out
+
+    # ----------------------------------------------------------------------------------------
+    # Frame states and volumes
+    def _state_without_rv(self, deformation: float, volume_fraction: float = 1.0) -> FrameState:
+        length = self.shape.lv_length - self.shape.base_descent * deformation
+        wall_scale = self.shape.lv_length / length
+        return FrameState(length, volume_fraction * wall_scale, wall_scale, 0.0, deformation)
+
+    def _rv_coefficients(self, state: FrameState) -> tuple[float, float]:
+        zeta, phi = np.meshgrid(self._grid_zeta, self._grid_phi, indexing="ij")
+        _, r_in = self.radii(np.clip(zeta, 0.0, 1.0), phi, state)
+        h0 = self.rv_profile(zeta, phi)
+        cell = (self._grid_zeta[1] - self._grid_zeta[0]) * (self._grid_phi[1] - self._grid_phi[0])
+        a1 = float(np.sum(r_in * h0)) * cell * state.length
+        a2 = float(np.sum(0.5 * h0**2)) * cell * state.length
+        return a1, a2
+
+    def _solve_rv_height(self, state: FrameState, target_mm3: float) -> float:
+        a1, a2 = self._rv_coefficients(state)
+        return (-a1 + np.sqrt(a1 * a1 + 4.0 * a2 * target_mm3)) / (2.0 * a2)
+
+    def _integrate(self, state: FrameState) -> tuple[float, float, float]:
+        """LV cavity, LV myocardium and RV cavity volumes (mm^3) by quadrature in (zeta, phi)."""
+        zeta, phi = np.meshgrid(self._grid_zeta, self._grid_phi, indexing="ij")
+        endo, epi = self.radii(np.clip(zeta, 0.0, 1.0), phi, state)
+        inside = zeta >= 0.0
+        cell = (self._grid_zeta[1] - self._grid_zeta[0]) * (self._grid_phi[1] - self._grid_phi[0])
+        lv = float(np.sum(0.5 * endo**2 * inside)) * cell * state.length
+        myo = float(np.sum(0.5 * (epi**2 - endo**2) * inside)) * cell * state.length
+        h = state.rv_height * self.rv_profile(zeta, phi)
+        rv = float(np.sum(epi * h + 0.5 * h**2)) * cell * state.length
+        return lv, myo, rv
+
+    def volumes(self, frame: int) -> dict[str, float]:
+        """True continuous volumes at a frame in mL: ``lv``, ``myo`` and ``rv``."""
+        lv, myo, rv = self._volumes[frame]
+        return {"lv": lv / 1000.0, "myo": myo / 1000.0, "rv": rv / 1000.0}
+
+    # ----------------------------------------------------------------------------------------
+    # Point classification
+    def base_centre(self, state: FrameState) -> np.ndarray:
+        """World position of the LV base-plane centre at a frame."""
+        return self.pose.apex + state.length * self.axis
+
+    def twist(self, zeta: np.ndarray, state: FrameState) -> np.ndarray:
+        """Systolic twist (radians) by level: clockwise at the base, anticlockwise at the apex."""
+        s = self.shape
+        return np.deg2rad(state.deformation * (s.twist_base * (1.0 - zeta) + s.twist_apex * zeta))
+
+    def heart_coordinates(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Long-axis distance ``s``, radius ``rho`` and angle ``phi`` of world points (..., 3)."""
+        rel = points - self.pose.apex
+        s = rel @ self.axis
+        x = rel @ self.e1
+        y = rel @ self.e2
+        return s, np.hypot(x, y), np.arctan2(y, x)
+
+    def classify(self, points: np.ndarray, state: FrameState,
+                 coordinates: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Tissue code and label of world points (..., 3) at a frame.
+
+        Args:
+            points: world points.
+            state: frame geometry.
+            coordinates: precomputed :meth:`heart_coordinates` of ``points`` (they do not change
+                between frames, so renderers compute them once per slice).
+
+        Returns:
+            ``(tissue, label)`` as uint8 arrays of the points' shape; ``tissue`` is
+            :attr:`Tissue.NONE` where the heart model has nothing (the torso shows through).
+        """
+        shape = points.shape[:-1]
+        if coordinates is None:
+            coordinates = self.heart_coordinates(points)
+        s, rho, phi = (c.reshape(-1) for c in coordinates)
+        flat_points = points.reshape(-1, 3)
+        tissue = np.full(s.shape, Tissue.NONE, dtype=np.uint8)
+        label = np.zeros(s.shape, dtype=np.uint8)
+        zeta_all = 1.0 - s / state.length
+        # Everything below lives within this radius of the LV axis and this range of levels.
+        candidates = np.flatnonzero(
+            (zeta_all >= self.shape.rv_top - 0.06) & (zeta_all <= 1.04) & (rho < self._max_radius)
+        )
+        self._paint_ventricles(candidates, zeta_all, rho, phi, state, tissue, label)
+        near_base = np.flatnonzero((zeta_all < 45.0 / state.length) & (rho < self.extent()))
+        self._paint_surroundings(flat_points[near_base], state, near_base, tissue)
+        return tissue.reshape(shape), label.reshape(shape)
+
+    def _paint_ventricles(self, idx: np.ndarray, zeta_all: np.ndarray, rho_all: np.ndarray, phi_all: np.ndarray,
+                          state: FrameState, tissue: np.ndarray, label: np.ndarray) -> None:
+        sh = self.shape
+        zeta, rho = zeta_all[idx], rho_all[idx]
+        zc = np.clip(zeta, 0.0, 1.0)
+        phi = _wrap(phi_all[idx] - self.twist(zc, state))
+        endo, epi = self.radii(zc, phi, state)
+        h = state.rv_height * self.rv_profile(zeta, phi)
+        rv_exists = h > 0.0
+        outer = np.where(rv_exists, epi + h + sh.rv_wall, epi)
+        # Pericardial fat: a bright rim, thickest in the atrioventricular groove (zeta ~ 0).
+        fat = sh.pericardial_fat * (1.0 + 2.0 * np.exp(-((zeta / 0.12) ** 2)))
+        fat = fat * (0.6 + 0.4 * np.cos(5 * phi + 3 * zeta))
+        local_tissue = np.full(idx.shape, Tissue.NONE, dtype=np.uint8)
+        local_label = np.zeros(idx.shape, dtype=np.uint8)
+        local_tissue[(rho < outer + fat) & (rho >= outer)] = Tissue.FAT
+        local_tissue[rv_exists & (rho >= epi + h) & (rho < outer)] = Tissue.MYOCARDIUM
+        rv = rv_exists & (rho >= epi) & (rho < epi + h)
+        local_tissue[rv] = Tissue.BLOOD
+        local_label[rv] = LABEL_RV
+        in_lv = (zeta >= 0.0) & (zeta <= 1.0)
+        myo = in_lv & (rho < epi)
+        local_tissue[myo] = Tissue.MYOCARDIUM
+        local_label[myo] = LABEL_MYO
+        cavity = np.flatnonzero(in_lv & (rho < endo))
+        local_label[cavity] = LABEL_LV
+        local_tissue[cavity] = self._cavity_tissue(zeta[cavity], rho[cavity], phi[cavity], endo[cavity], state)
+        tissue[idx] = local_tissue
+        label[idx] = local_label
+
+    def _cavity_tissue(self, zeta: np.ndarray, rho: np.ndarray, phi: np.ndarray, endo: np.ndarray,
+                       state: FrameState) -> np.ndarray:
+        """Blood, trabeculation and papillary muscles inside the (LV-labelled) cavity."""
+        sh = self.shape
+        out = np.full(zeta.shape, Tissue.BLOOD, dtype=np.uint8)
+        depth = sh.trabecular_depth * np.sqrt(state.cavity_scale)
+        pattern = np.cos(9 * phi + 2.5 * np.sin(11 * zeta)) + 0.6 * np.cos(14 * phi - 7 * zeta + 1.3)
+        out[(rho > endo - depth) & (pattern > 0.2) & (zeta > 0.15)] = Tissue.TRABECULAR
+        for angle, radius, z0, z1, inset in sh.papillary:
+            along = np.clip((zeta - z0) / (z1 - z0), 0.0, 1.0)
+            a = radius * np.sqrt(state.wall_scale) * np.sqrt(np.sin(np.pi * along))
+            r_c, _ = self.radii(zeta, np.full_like(phi, angle), state)
+            r_c = r_c - inset * a
+            dx = rho * np.cos(phi) - r_c * np.cos(angle)
+            dy = rho * np.sin(phi) - r_c * np.sin(angle)
+            out[(dx * dx + dy * dy < a * a) & (along > 0) & (along < 1)] = Tissue.MYOCARDIUM
+        return out
+
+    def _paint_surroundings(self, points: np.ndarray, state: FrameState, idx: np.ndarray, tissue: np.ndarray) -> None:
+        """Unlabelled bright blood above and beside the base: atria, aortic root, pulmonary trunk.
+
+        Painted only where the ventricle model left nothing labelled-looking behind: atria and
+        vessels take precedence over pericardial fat but not over ventricular tissue.
+        """
+        if idx.size == 0:
+            return
+        sh, pose = self.shape, self.pose
+        base = self.base_centre(state)
+        n = self.axis
+        posterior = _unit_perp(np.array([0.0, -1.0, 0.0]), n)
+        right = _unit_perp(np.array([1.0, 0.0, 0.0]), n)
+        up = np.array([0.0, 0.0, 1.0])
+        r = sh.endo_radius
+        grow = 1.0 + 0.15 * state.deformation  # atria fill while the ventricles eject
+        la = base + 0.55 * r * posterior - 0.2 * r * right + 20.0 * sh.atrium_scale * n
+        ra = base + 0.35 * r * posterior + 1.3 * r * right + 16.0 * sh.atrium_scale * n
+        local = np.full(idx.shape, Tissue.NONE, dtype=np.uint8)
+        for centre, axes in (
+            (la, np.array([30.0, 24.0, 22.0]) * sh.atrium_scale * grow),
+            (ra, np.array([24.0, 22.0, 26.0]) * sh.atrium_scale * grow),
+        ):
+            local[_in_ellipsoid(points, centre, (right, posterior, n), axes)] = Tissue.BLOOD
+        wall = 2.0
+        aortic_valve = base - 6.0 * n - 0.45 * r * posterior + 0.15 * r * right
+        aorta_end = aortic_valve + 55.0 * _unit(n + 0.8 * up + 0.2 * right)
+        rvot = base + (-sh.rv_top * state.length) * n + (r + sh.wall_thickness + 8.0) * pose.rv_direction
+        trunk_end = rvot + 45.0 * _unit(n + 0.6 * up - 0.5 * right + 0.3 * posterior)
+        for start, end, radius in ((aortic_valve, aorta_end, 13.0), (rvot, trunk_end, 12.0)):
+            d2 = _capsule_distance2(points, start, end)
+            radius *= sh.vessel_scale
+            local[d2 < (radius + wall) ** 2] = Tissue.MYOCARDIUM
+            local[d2 < radius**2] = Tissue.BLOOD
+        current = tissue[idx]
+        # Ventricular tissue (anything but fat or nothing) keeps precedence.
+        keep = (current != Tissue.NONE) & (current != Tissue.FAT)
+        paint = (local != Tissue.NONE) & ~keep
+        tissue[idx[paint]] = local[paint]
+
+    def extent(self) -> float:
+        """Radius (mm) around the LV axis within which the heart model can paint anything."""
+        return self._extent
+
+
+def _with_rv_height(state: FrameState, height: float) -> FrameState:
+    return FrameState(state.length, state.cavity_scale, state.wall_scale, float(height), state.deformation)
+
+
+def _lookup(table: np.ndarray, start: float, span: float, x: np.ndarray, periodic: bool = False) -> np.ndarray:
+    """Linear interpolation in a table sampled uniformly over ``[start, start + span]``
+    (``span`` is the period and the table excludes its end point when ``periodic``)."""
+    n = table.shape[0]
+    pos = (np.asarray(x, dtype=float) - start) * ((n if periodic else n - 1) / span)
+    if periodic:
+        pos = np.mod(pos, n)
+        i0 = np.floor(pos).astype(np.intp)
+        frac = pos - i0
+        i0 %= n
+        return table[i0] * (1.0 - frac) + table[(i0 + 1) % n] * frac
+    pos = np.clip(pos, 0.0, n - 1.000001)
+    i0 = pos.astype(np.intp)
+    frac = pos - i0
+    return table[i0] * (1.0 - frac) + table[i0 + 1] * frac
+
+
+def _wrap(angle: np.ndarray) -> np.ndarray:
+    return (angle + np.pi) % (2 * np.pi) - np.pi
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def _unit_perp(v: np.ndarray, n: np.ndarray) -> np.ndarray:
+    return _unit(v - v.dot(n) * n)
+
+
+def _in_ellipsoid(points: np.ndarray, centre: np.ndarray, axes: tuple, half: np.ndarray) -> np.ndarray:
+    rel = points - centre
+    total = np.zeros(points.shape[:-1])
+    for direction, length in zip(axes, half, strict=True):
+        total += (rel @ direction / length) ** 2
+    return total < 1.0
+
+
+def _capsule_distance2(points: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Squared distance of points to the segment start-end."""
+    seg = end - start
+    rel = points - start
+    t = np.clip(rel @ seg / seg.dot(seg), 0.0, 1.0)
+    closest = rel - t[..., None] * seg
+    return np.einsum("...i,...i->...", closest, closest)

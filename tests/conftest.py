@@ -1,0 +1,28 @@
+"""Shared fixtures: small synthetic data sets generated once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sspcmr.data.synthetic import generate_dataset, synthesise_subject
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    """Both layouts, tiny size: 8 M&Ms subjects (2 per vendor A-D) and 3 M&Ms-2 subjects (A-C)."""
+    root = tmp_path_factory.mktemp("synthetic")
+    summary = generate_dataset(root, layout="mnms", subjects=8, seed=11, size="tiny", progress=False)
+    summary += generate_dataset(root, layout="mnms2", subjects=3, seed=11, size="tiny", progress=False)
+    return root, summary
+
+
+@pytest.fixture(scope="session")
+def small_subjects() -> list:
+    """Eight in-memory `small` subjects (2 per vendor A-D), short axis only, for realism checks."""
+    return [
+        synthesise_subject(np.random.SeedSequence([2024, i]), "ABCD"[i % 4], "small", long_axis_views=())
+        for i in range(8)
+    ]

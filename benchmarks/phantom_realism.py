@@ -47,6 +47,8 @@ def main() -> None:
         t = timing(size, args.timing_count)
         print(f"generation {size:9s}: {np.mean(t):.2f} s/subject (min {np.min(t):.2f}, max {np.max(t):.2f}, "
               f"{args.timing_count} subjects, one core, short axis only)")
+    if args.subjects < 1:
+        return
     rows = []
     feats, classes, groups = [], [], []
     for i in range(args.subjects):

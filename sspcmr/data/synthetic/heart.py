@@ -168,28 +168,37 @@ class HeartModel:
         wall_scale = self.shape.lv_length / length
         return FrameState(length, volume_fraction * wall_scale, wall_scale, 0.0, deformation)
 
-    def _rv_coefficients(self, state: FrameState) -> tuple[float, float]:
-        zeta, phi = np.meshgrid(self._grid_zeta, self._grid_phi, indexing="ij")
-        _, r_in = self.radii(np.clip(zeta, 0.0, 1.0), phi, state)
-        h0 = self.rv_profile(zeta, phi)
-        cell = (self._grid_zeta[1] - self._grid_zeta[0]) * (self._grid_phi[1] - self._grid_phi[0])
-        a1 = float(np.sum(r_in * h0)) * cell * state.length
-        a2 = float(np.sum(0.5 * h0**2)) * cell * state.length
-        return a1, a2
+    def _quadrature(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+        """ED radii, RV profile, base-plane mask and cell size on the (zeta, phi) quadrature grid.
+
+        Frame-independent (twist rotates contours without changing areas), so computed once.
+        """
+        if not hasattr(self, "_quad"):
+            zeta, phi = np.meshgrid(self._grid_zeta, self._grid_phi, indexing="ij")
+            endo_ed, epi_ed = self.radii_ed(np.clip(zeta, 0.0, 1.0), phi)
+            cell = (self._grid_zeta[1] - self._grid_zeta[0]) * (self._grid_phi[1] - self._grid_phi[0])
+            self._quad = (endo_ed, epi_ed, self.rv_profile(zeta, phi), zeta >= 0.0, cell)
+        return self._quad
+
+    def _frame_radii(self, state: FrameState) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+        endo_ed, epi_ed, h0, inside, cell = self._quadrature()
+        endo = np.sqrt(state.cavity_scale) * endo_ed
+        epi = np.sqrt(endo**2 + state.wall_scale * (epi_ed**2 - endo_ed**2))
+        return endo, epi, h0, inside, cell
 
     def _solve_rv_height(self, state: FrameState, target_mm3: float) -> float:
-        a1, a2 = self._rv_coefficients(state)
+        """RV crescent height giving ``target_mm3``: the volume is a1 H + a2 H^2 (exact quadratic)."""
+        _, r_in, h0, _, cell = self._frame_radii(state)
+        a1 = float(np.sum(r_in * h0)) * cell * state.length
+        a2 = float(np.sum(0.5 * h0**2)) * cell * state.length
         return (-a1 + np.sqrt(a1 * a1 + 4.0 * a2 * target_mm3)) / (2.0 * a2)
 
     def _integrate(self, state: FrameState) -> tuple[float, float, float]:
         """LV cavity, LV myocardium and RV cavity volumes (mm^3) by quadrature in (zeta, phi)."""
-        zeta, phi = np.meshgrid(self._grid_zeta, self._grid_phi, indexing="ij")
-        endo, epi = self.radii(np.clip(zeta, 0.0, 1.0), phi, state)
-        inside = zeta >= 0.0
-        cell = (self._grid_zeta[1] - self._grid_zeta[0]) * (self._grid_phi[1] - self._grid_phi[0])
+        endo, epi, h0, inside, cell = self._frame_radii(state)
         lv = float(np.sum(0.5 * endo**2 * inside)) * cell * state.length
         myo = float(np.sum(0.5 * (epi**2 - endo**2) * inside)) * cell * state.length
-        h = state.rv_height * self.rv_profile(zeta, phi)
+        h = state.rv_height * h0
         rv = float(np.sum(epi * h + 0.5 * h**2)) * cell * state.length
         return lv, myo, rv
 

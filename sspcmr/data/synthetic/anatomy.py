@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .primitives import rotate, unit
+
 #: Pathology mix (spec: about 60% normal, 15% dilated, 15% hypertrophic, 10% RV-dilated).
 PATHOLOGY_PROBABILITIES: dict[str, float] = {
     "normal": 0.60,
@@ -26,10 +28,6 @@ PATHOLOGY_CODES: dict[str, dict[str, str]] = {
     "mnms": {"normal": "NOR", "dilated": "DCM", "hypertrophic": "HCM", "rv_dilated": "ARV"},
     "mnms2": {"normal": "NOR", "dilated": "LV", "hypertrophic": "HCM", "rv_dilated": "DRV"},
 }
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v)
 
 
 def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
@@ -165,12 +163,12 @@ def sample_shape(rng: np.random.Generator, pathology: str, sex: str) -> HeartSha
     harmonics = np.stack(
         [np.arange(2, 6, dtype=float), rng.uniform(0.0, 0.04, 4), rng.uniform(0, 2 * np.pi, 4)], axis=1
     )
+    # Antero-lateral and postero-medial muscles: angle, radius, level range (zeta), inset.
     papillary = np.array(
         [
-            [np.deg2rad(rng.uniform(130, 160)), rng.uniform(2.5, 5.0), rng.uniform(0.25, 0.35),
-             rng.uniform(0.62, 0.75), rng.uniform(0.5, 0.9)],
-            [np.deg2rad(-rng.uniform(130, 160)), rng.uniform(2.5, 5.0), rng.uniform(0.25, 0.35),
-             rng.uniform(0.62, 0.75), rng.uniform(0.5, 0.9)],
+            [side * np.deg2rad(rng.uniform(130, 160)), rng.uniform(2.5, 5.0), rng.uniform(0.25, 0.35),
+             rng.uniform(0.62, 0.75), rng.uniform(0.5, 0.9)]
+            for side in (1.0, -1.0)
         ]
     )
     return HeartShape(
@@ -213,14 +211,14 @@ def sample_pose(rng: np.random.Generator, shape: HeartShape) -> Pose:
     the short-axis plane by up to 25 degrees; the stack normal is tilted 0-15 degrees from the
     long axis (oblique slices give elliptical rings and asymmetric basal sections).
     """
-    apex_dir = _unit(np.array([-0.55, 0.50, -0.62]) + rng.normal(0.0, 0.12, 3))
+    apex_dir = unit(np.array([-0.55, 0.50, -0.62]) + rng.normal(0.0, 0.12, 3))
     long_axis = -apex_dir
     rv_hint = np.array([0.55, 0.80, 0.15])
-    rv = _unit(rv_hint - rv_hint.dot(long_axis) * long_axis)
-    rv = _rotate(rv, long_axis, np.deg2rad(rng.uniform(-25.0, 25.0)))
+    rv = unit(rv_hint - rv_hint.dot(long_axis) * long_axis)
+    rv = rotate(rv, long_axis, np.deg2rad(rng.uniform(-25.0, 25.0)))
     tilt = np.deg2rad(rng.uniform(0.0, 15.0))
-    tilt_axis = _rotate(rv, long_axis, rng.uniform(0, 2 * np.pi))
-    stack_normal = _rotate(-long_axis, tilt_axis, tilt)
+    tilt_axis = rotate(rv, long_axis, rng.uniform(0, 2 * np.pi))
+    stack_normal = rotate(-long_axis, tilt_axis, tilt)
     mid = np.array([-30.0, 25.0, 0.0]) + rng.normal(0.0, [8.0, 8.0, 6.0])
     apex = mid - 0.5 * shape.lv_length * long_axis
     offset_dir = rng.uniform(0, 2 * np.pi)
@@ -265,14 +263,4 @@ def sample_subject(rng: np.random.Generator, pathology: str | None = None) -> Su
         height=None if rng.random() < 0.15 else height,
         weight=None if rng.random() < 0.15 else weight,
         texture_seed=int(rng.integers(0, 2**31 - 1)),
-    )
-
-
-def _rotate(v: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
-    """Rodrigues rotation of ``v`` about unit ``axis`` by ``angle`` radians."""
-    axis = _unit(axis)
-    return (
-        v * np.cos(angle)
-        + np.cross(axis, v) * np.sin(angle)
-        + axis * axis.dot(v) * (1.0 - np.cos(angle))
     )

@@ -28,6 +28,7 @@ import numpy as np
 
 from .anatomy import HeartShape, Pose
 from .motion import CardiacCycle
+from .primitives import capsule_distance2, in_ellipsoid, lookup, unit, unit_perp, wrap
 from .tissues import Tissue
 
 LABEL_BACKGROUND, LABEL_LV, LABEL_MYO, LABEL_RV = 0, 1, 2, 3
@@ -114,14 +115,14 @@ class HeartModel:
 
     def section(self, phi: np.ndarray) -> np.ndarray:
         """Cross-section shape factor (RMS 1, so it preserves the area of a circle)."""
-        return _lookup(self._table_section, -np.pi, 2 * np.pi, phi, periodic=True)
+        return lookup(self._table_section, -np.pi, 2 * np.pi, phi, periodic=True)
 
     def _wall_exact(self, phi: np.ndarray) -> np.ndarray:
         return self.shape.wall_thickness + self.shape.septal_extra * np.clip(np.cos(phi), 0.0, None) ** 2
 
     def wall(self, phi: np.ndarray) -> np.ndarray:
         """ED wall thickness by angle: thickest at the septum (phi = 0)."""
-        return _lookup(self._table_wall, -np.pi, 2 * np.pi, phi, periodic=True)
+        return lookup(self._table_wall, -np.pi, 2 * np.pi, phi, periodic=True)
 
     def _profile(self, zeta: np.ndarray, end: float) -> np.ndarray:
         p = self.shape.profile_exponent
@@ -132,8 +133,8 @@ class HeartModel:
         """Endocardial and epicardial radii at ED (mm)."""
         section = self.shape.endo_radius * self.section(phi)
         span = 1.0 - self.zeta_equator
-        endo = section * _lookup(self._table_endo, self.zeta_equator, span, zeta)
-        epi = (section + self.wall(phi)) * _lookup(self._table_epi, self.zeta_equator, span, zeta)
+        endo = section * lookup(self._table_endo, self.zeta_equator, span, zeta)
+        epi = (section + self.wall(phi)) * lookup(self._table_epi, self.zeta_equator, span, zeta)
         return endo, epi
 
     def radii(self, zeta: np.ndarray, phi: np.ndarray, state: FrameState) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +152,7 @@ class HeartModel:
         zeta, phi = np.broadcast_arrays(zeta, phi)
         rel = np.clip(zeta / end, 0.0, 1.0)
         half_span = s.rv_half_span * (1.25 - 0.4 * rel)
-        u = np.abs(_wrap(phi - s.rv_centre_angle)) / half_span
+        u = np.abs(wrap(phi - s.rv_centre_angle)) / half_span
         inside = np.flatnonzero((zeta >= top) & (zeta <= end) & (u < 1.0))
         z, u, rel = zeta.reshape(-1)[inside], u.reshape(-1)[inside], rel.reshape(-1)[inside]
         below = np.clip((z - peak) / (end - peak), 0.0, 1.0)
@@ -262,7 +263,7 @@ class HeartModel:
         sh = self.shape
         zeta, rho = zeta_all[idx], rho_all[idx]
         zc = np.clip(zeta, 0.0, 1.0)
-        phi = _wrap(phi_all[idx] - self.twist(zc, state))
+        phi = wrap(phi_all[idx] - self.twist(zc, state))
         endo, epi = self.radii(zc, phi, state)
         h = state.rv_height * self.rv_profile(zeta, phi)
         rv_exists = h > 0.0
@@ -316,8 +317,8 @@ class HeartModel:
         sh, pose = self.shape, self.pose
         base = self.base_centre(state)
         n = self.axis
-        posterior = _unit_perp(np.array([0.0, -1.0, 0.0]), n)
-        right = _unit_perp(np.array([1.0, 0.0, 0.0]), n)
+        posterior = unit_perp(np.array([0.0, -1.0, 0.0]), n)
+        right = unit_perp(np.array([1.0, 0.0, 0.0]), n)
         up = np.array([0.0, 0.0, 1.0])
         r = sh.endo_radius
         grow = 1.0 + 0.15 * state.deformation  # atria fill while the ventricles eject
@@ -328,14 +329,14 @@ class HeartModel:
             (la, np.array([30.0, 24.0, 22.0]) * sh.atrium_scale * grow),
             (ra, np.array([24.0, 22.0, 26.0]) * sh.atrium_scale * grow),
         ):
-            local[_in_ellipsoid(points, centre, (right, posterior, n), axes)] = Tissue.BLOOD
+            local[in_ellipsoid(points, centre, (right, posterior, n), axes)] = Tissue.BLOOD
         wall = 2.0
         aortic_valve = base - 6.0 * n - 0.45 * r * posterior + 0.15 * r * right
-        aorta_end = aortic_valve + 55.0 * _unit(n + 0.8 * up + 0.2 * right)
+        aorta_end = aortic_valve + 55.0 * unit(n + 0.8 * up + 0.2 * right)
         rvot = base + (-sh.rv_top * state.length) * n + (r + sh.wall_thickness + 8.0) * pose.rv_direction
-        trunk_end = rvot + 45.0 * _unit(n + 0.6 * up - 0.5 * right + 0.3 * posterior)
+        trunk_end = rvot + 45.0 * unit(n + 0.6 * up - 0.5 * right + 0.3 * posterior)
         for start, end, radius in ((aortic_valve, aorta_end, 13.0), (rvot, trunk_end, 12.0)):
-            d2 = _capsule_distance2(points, start, end)
+            d2 = capsule_distance2(points, start, end)
             radius *= sh.vessel_scale
             local[d2 < (radius + wall) ** 2] = Tissue.MYOCARDIUM
             local[d2 < radius**2] = Tissue.BLOOD
@@ -352,49 +353,3 @@ class HeartModel:
 
 def _with_rv_height(state: FrameState, height: float) -> FrameState:
     return FrameState(state.length, state.cavity_scale, state.wall_scale, float(height), state.deformation)
-
-
-def _lookup(table: np.ndarray, start: float, span: float, x: np.ndarray, periodic: bool = False) -> np.ndarray:
-    """Linear interpolation in a table sampled uniformly over ``[start, start + span]``
-    (``span`` is the period and the table excludes its end point when ``periodic``)."""
-    n = table.shape[0]
-    pos = (np.asarray(x, dtype=float) - start) * ((n if periodic else n - 1) / span)
-    if periodic:
-        pos = np.mod(pos, n)
-        i0 = np.floor(pos).astype(np.intp)
-        frac = pos - i0
-        i0 %= n
-        return table[i0] * (1.0 - frac) + table[(i0 + 1) % n] * frac
-    pos = np.clip(pos, 0.0, n - 1.000001)
-    i0 = pos.astype(np.intp)
-    frac = pos - i0
-    return table[i0] * (1.0 - frac) + table[i0 + 1] * frac
-
-
-def _wrap(angle: np.ndarray) -> np.ndarray:
-    return (angle + np.pi) % (2 * np.pi) - np.pi
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v)
-
-
-def _unit_perp(v: np.ndarray, n: np.ndarray) -> np.ndarray:
-    return _unit(v - v.dot(n) * n)
-
-
-def _in_ellipsoid(points: np.ndarray, centre: np.ndarray, axes: tuple, half: np.ndarray) -> np.ndarray:
-    rel = points - centre
-    total = np.zeros(points.shape[:-1])
-    for direction, length in zip(axes, half, strict=True):
-        total += (rel @ direction / length) ** 2
-    return total < 1.0
-
-
-def _capsule_distance2(points: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Squared distance of points to the segment start-end."""
-    seg = end - start
-    rel = points - start
-    t = np.clip(rel @ seg / seg.dot(seg), 0.0, 1.0)
-    closest = rel - t[..., None] * seg
-    return np.einsum("...i,...i->...", closest, closest)

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .acquisition import Acquisition, sample_acquisition
-from .anatomy import Subject, _rotate, sample_subject
+from .anatomy import Subject, sample_subject
 from .geometry import PlaneStack, apply_orientation, make_stack
 from .heart import HeartModel
 from .motion import CardiacCycle, sample_cycle
+from .primitives import rotate
 from .profiles import SIZE_PRESETS, VENDOR_PROFILES, SizePreset
 from .render import SceneModels, quantise, render_series
 from .tissues import CoilBias, SmoothField, Tissue, tissue_signals
@@ -77,7 +78,7 @@ def plan_stack(rng: np.random.Generator, acq: Acquisition, heart: HeartModel, si
     # First slice crosses the LV axis `above` mm beyond the base plane.
     top = pose.apex + (shape.lv_length + above) * pose.long_axis
     mid = pose.apex + 0.5 * shape.lv_length * pose.long_axis
-    u_hint = _rotate(np.array([1.0, 0.0, 0.0]) - pose.stack_normal[0] * pose.stack_normal, pose.stack_normal,
+    u_hint = rotate(np.array([1.0, 0.0, 0.0]) - pose.stack_normal[0] * pose.stack_normal, pose.stack_normal,
                      acq.in_plane_angle)
     probe = make_stack(top, u_hint, pose.stack_normal, acq.pixel_spacing, (*acq.matrix, count), spacing, thickness)
     # Shift the field of view so that the LV centre sits off the image centre by the sampled offset.
@@ -94,7 +95,7 @@ def long_axis_stack(heart: HeartModel, acq: Acquisition, view: str, rng: np.rand
     ``2ch``: contains the long axis, perpendicular to the four-chamber plane (LV and LA only).
     """
     n, e1 = heart.axis, heart.e1
-    in_plane = _rotate(e1, n, np.deg2rad(rng.uniform(-12.0, 12.0)))
+    in_plane = rotate(e1, n, np.deg2rad(rng.uniform(-12.0, 12.0)))
     if view == "2ch":
         in_plane = np.cross(n, in_plane)
     normal = np.cross(n, in_plane)

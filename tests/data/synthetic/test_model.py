@@ -131,3 +131,29 @@ def test_kspace_window():
     assert part.sum() == pytest.approx((32 * 0.5 + 1) * (32 * 0.75 + 1), rel=0.1)
     smooth = kspace_window((32, 32), 1.0, 1.0, 1.0)
     assert smooth[16, 16] == pytest.approx(1.0) and smooth[0, 16] < 0.01
+
+
+@pytest.mark.parametrize("vendor", ["A", "B", "C", "D", "E"])
+def test_realistic_acquisition_ranges(vendor):
+    """Realistic size: 192-256 px (the larger side), 8-14 slices, 20-35 frames, slices cover the heart."""
+    from sspcmr.data.synthetic.acquisition import sample_acquisition
+    from sspcmr.data.synthetic.profiles import SIZE_PRESETS, VENDOR_PROFILES
+    from sspcmr.data.synthetic.subject import plan_stack
+
+    for seed in range(25):
+        rng = np.random.default_rng(seed)
+        subject = sample_subject(rng)
+        acq = sample_acquisition(rng, VENDOR_PROFILES[vendor], SIZE_PRESETS["realistic"])
+        heart = HeartModel(subject.shape, subject.pose, sample_cycle(rng, acq.frames))
+        stack = plan_stack(rng, acq, heart, SIZE_PRESETS["realistic"])
+        assert 192 <= max(acq.matrix) <= 256 and 20 <= acq.frames <= 35
+        assert 8 <= stack.shape[2] <= 14 and acq.breath_hold.shape == (stack.shape[2], 3)
+        assert 0 < acq.slice_thickness <= stack.spacing[2]
+        # Where each slice plane crosses the LV axis (mm from the apex): the first above the base
+        # plane, the last near or beyond the apex.
+        crossings = [
+            float((stack.origin + k * stack.spacing[2] * stack.normal - heart.pose.apex) @ stack.normal
+                  / (heart.axis @ stack.normal))
+            for k in (0, stack.shape[2] - 1)
+        ]
+        assert crossings[0] > heart.shape.lv_length and crossings[1] < 15.0

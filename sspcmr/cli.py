@@ -34,6 +34,23 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _splits_subset(args: argparse.Namespace) -> int:
+    from sspcmr.data.splits import labelled_subset, read_split, write_split
+
+    subset = labelled_subset(read_split(args.base), args.subjects, args.seed)
+    write_split(subset, args.output)
+    print(f"wrote {args.output}: {subset.counts()}")
+    return 0
+
+
+def _splits_show(args: argparse.Namespace) -> int:
+    from sspcmr.data.splits import read_split
+
+    for path in args.files:
+        print(f"{path}: {read_split(path).counts()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser of the data commands."""
     parser = argparse.ArgumentParser(
@@ -58,6 +75,21 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--workers", type=int, default=1, help="parallel processes")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(handler=_synth)
+
+    splits = commands.add_parser("splits", help="read, show and derive subject split files (reference YAML format)")
+    split_commands = splits.add_subparsers(dest="split_command", required=True)
+    subset = split_commands.add_parser(
+        "subset",
+        help="labelled training subset of a split (reference: legacy NumPy seed + shuffle; nested across sizes)",
+    )
+    subset.add_argument("--base", required=True, help="split YAML with train/valid/test")
+    subset.add_argument("--subjects", type=int, required=True, help="training subjects to keep")
+    subset.add_argument("--seed", type=int, default=0, help="subset seed (the reference used 0, 1, 2)")
+    subset.add_argument("-o", "--output", required=True, help="output YAML")
+    subset.set_defaults(handler=_splits_subset)
+    show = split_commands.add_parser("show", help="print subject counts per part and data set")
+    show.add_argument("files", nargs="+", help="split YAML files")
+    show.set_defaults(handler=_splits_show)
     return parser
 
 

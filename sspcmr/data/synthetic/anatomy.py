@@ -9,7 +9,7 @@ the RV. Everything is in world RAS+ millimetres (x to the patient's right, y ant
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -115,7 +115,6 @@ class Subject:
     height: float | None
     weight: float | None
     texture_seed: int
-    extras: dict = field(default_factory=dict)
 
 
 def sample_pathology(rng: np.random.Generator) -> str:

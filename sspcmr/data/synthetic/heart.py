@@ -85,10 +85,8 @@ class HeartModel:
         self._table_epi = self._profile(self._table_zeta, 1.0)
         self._grid_zeta = (np.arange(240) + 0.5) / 240 * (1.0 - shape.rv_top) + shape.rv_top
         self._grid_phi = np.linspace(-np.pi, np.pi, 256, endpoint=False)
-        lv_edv, myo, _ = self._integrate(self._state_without_rv(0.0))
-        self.lv_edv_mm3 = lv_edv
-        self.myocardial_volume_mm3 = myo
-        rv_peak = shape.rv_edv_ratio * lv_edv
+        self.lv_edv_mm3, _, _ = self._integrate(self._state_without_rv(0.0))
+        rv_peak = shape.rv_edv_ratio * self.lv_edv_mm3
         self.states: list[FrameState] = []
         for frame in range(cycle.frames):
             deformation = float(cycle.deformation(frame))

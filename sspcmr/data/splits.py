@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from .atomic import atomic_write_bytes
+
 DATASETS = ("mm1", "mm2")
 OVERLAP_PATHOLOGIES = ("NOR", "HCM", "LV")
 VENDOR_GROUPS: dict[str, tuple[str, ...]] = {"A_B": ("A", "B"), "C_D": ("C", "D")}
@@ -97,10 +99,8 @@ def read_split(path: str | Path) -> Split:
 def write_split(split: Split, path: str | Path) -> Path:
     """Write a split as the reference does (alphabetical keys, every scalar double-quoted), atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(yaml.dump(split.as_dict(), default_style='"'))
-    tmp.replace(path)
+    text = yaml.dump(split.as_dict(), default_style='"')
+    atomic_write_bytes(path, lambda tmp: tmp.write_text(text))
     return path
 
 

@@ -24,14 +24,13 @@ file under a final name.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from ..atomic import atomic_write_bytes
 from .anatomy import PATHOLOGY_CODES
 from .profiles import VENDOR_PROFILES
 from .subject import Series, SyntheticSubject
@@ -42,19 +41,6 @@ MNMS_CSV_COLUMNS = ["External code", "VendorName", "Vendor", "Centre", "ED", "ES
                     "Height", "Weight"]
 MNMS2_CSV_COLUMNS = ["SUBJECT_CODE", "DISEASE", "VENDOR", "SCANNER", "FIELD"]
 TRUTH_DIR = "sspcmr_truth"
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file next to ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + "".join(path.suffixes), dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_nifti(path: Path, array: np.ndarray, affine: np.ndarray, *, slope: float | None = None,

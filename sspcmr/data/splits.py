@@ -137,14 +137,17 @@ def default_test_subjects(metadata: dict[str, pd.DataFrame], per_vendor: int = 1
 
 
 def development_split(metadata: dict[str, pd.DataFrame], test: dict[str, list[str]], valid_fraction: float = 0.2,
-                      seed: int = 0) -> Split:
-    """Split everything outside ``test`` into training and validation (reference algorithm)."""
+                      seed: int = 0, remove_overlap: bool = True) -> Split:
+    """Split everything outside ``test`` into training and validation (reference algorithm).
+
+    ``remove_overlap`` (reference: True) drops M&Ms-2 NOR/HCM/LV subjects when both data sets are used.
+    """
     test = {ds: list(ids) for ds, ids in test.items()}
     pool: dict[str, list[str]] = {}
     for ds, frame in metadata.items():
         ids = frame["SubjectID"].astype(str)
         pool[ds] = [s for s in ids if s not in set(test.get(ds, []))]
-    if "mm1" in metadata and "mm2" in metadata:
+    if remove_overlap and "mm1" in metadata and "mm2" in metadata:
         frame = metadata["mm2"]
         overlap = set(frame.loc[frame["Pathology"].isin(OVERLAP_PATHOLOGIES), "SubjectID"].astype(str))
         pool["mm2"] = [s for s in pool["mm2"] if s not in overlap]
@@ -177,3 +180,20 @@ def vendor_subset(split: Split, metadata: dict[str, pd.DataFrame], group: str) -
         return {ds: [s for s in ids if s in allowed.get(ds, set())] for ds, ids in mapping.items()}
 
     return Split(test=split.test, train=keep(split.train), valid=keep(split.valid))
+
+
+def default_split(metadata: dict[str, pd.DataFrame], valid_fraction: float = 0.2, seed: int = 0,
+                  per_vendor: int = 15, mm2_test_ids: list[str] | None = None, remove_overlap: bool = True) -> Split:
+    """The reference's default split from metadata alone (``setup_cine`` then the seeded valid split).
+
+    Args:
+        metadata: per data set, ``SubjectID`` / ``Vendor`` / ``Pathology`` in original CSV order
+            (``PreparedDataset.metadata_frames()``).
+        valid_fraction: validation share of the development pool (reference 0.2).
+        seed: validation shuffle seed (reference 0).
+        per_vendor: M&Ms test subjects per vendor (reference 15).
+        mm2_test_ids: M&Ms-2 test IDs (reference 281-360).
+        remove_overlap: drop M&Ms-2 NOR/HCM/LV subjects when both data sets are used (reference True).
+    """
+    test = default_test_subjects(metadata, per_vendor=per_vendor, mm2_test_ids=mm2_test_ids)
+    return development_split(metadata, test, valid_fraction=valid_fraction, seed=seed, remove_overlap=remove_overlap)

@@ -1,0 +1,6 @@
+"""Preparing raw M&Ms / M&Ms-2 downloads once into a memory-mapped store (``sspcmr prepare``)."""
+
+from .run import PrepareFailed, PrepareReport, prepare_dataset
+from .store import PreparedDataset
+
+__all__ = ["PrepareFailed", "PrepareReport", "PreparedDataset", "prepare_dataset"]

@@ -1,0 +1,152 @@
+"""Preparing one subject: read and check its files, find ED/ES, crop, reorient, compute statistics,
+and write its arrays and metadata into a (staging) folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .circle import smallest_enclosing_circle
+from .frames import check_csv_frames, check_labels, frame_by_match, frames_from_labels
+from .nifti import load_nifti, read_header_geometry
+from .orientation import apply_reorientation, border_box, choose_reorientation, crop_affine, spacing_of
+from .sources import RawSubject
+
+FORMAT_VERSION = 1  # bump when the prepared arrays or metadata change meaning
+IMAGE_FILE, LABELS_FILE, META_FILE = "image.npy", "labels.npy", "meta.json"
+
+
+def fingerprint(subject: RawSubject) -> str:
+    """Changes when a source file, the metadata row or the preparation format changes."""
+    digest = hashlib.sha1(f"v{FORMAT_VERSION}".encode())
+    digest.update(json.dumps(subject.row, sort_keys=True, default=str).encode())
+    for role, path in sorted(subject.files.items()):
+        stat = path.stat() if path.exists() else None
+        digest.update(f"{role}:{path.name}:{stat.st_size if stat else -1}:{stat.st_mtime_ns if stat else -1}".encode())
+    return digest.hexdigest()
+
+
+def _storage_dtype(array: np.ndarray) -> np.dtype:
+    """int16 where the values are integers in its range (real M&Ms data), float32 otherwise."""
+    lo, hi = float(array.min()), float(array.max())
+    integral = array.dtype.kind in "iu" or np.array_equal(array, np.round(array))
+    if integral and -32768 <= lo and hi <= 32767:
+        return np.dtype(np.int16)
+    if integral and array.dtype.kind in "iu" and -2**31 <= lo and hi < 2**31:
+        return np.dtype(np.int32)
+    return np.dtype(np.float32)
+
+
+def load_subject(subject: RawSubject) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int, list[str]]:
+    """Read and check a subject's files.
+
+    Returns:
+        ``(cine (X, Y, Z, T), labels (X, Y, Z, 2) uint8 [ED, ES], affine, ed, es, notes)``; notes
+        record CSV values that were corrected.
+    """
+    name, files, notes = subject.name, subject.files, []
+    cine, affine = load_nifti(files["cine"], name, ndim=4)
+    n_frames = cine.shape[-1]
+    if n_frames < 2:
+        raise DataError(f"cine has {n_frames} frame(s); ED and ES need at least 2", name, files["cine"])
+    if subject.dataset == "mm1":
+        raw_labels, _ = load_nifti(files["labels"], name, ndim=4)
+        if raw_labels.shape != cine.shape:
+            raise DataError(f"label shape {raw_labels.shape} differs from image shape {cine.shape}",
+                            name, files["labels"])
+        labels4d = check_labels(raw_labels, name, files["labels"])
+        ed, es = frames_from_labels(labels4d, name, files["labels"])
+        csv_ed, csv_es = check_csv_frames(subject.row, n_frames, name, "metadata CSV")
+        if (csv_ed, csv_es) != (ed, es):
+            notes.append(f"CSV ED/ES {csv_ed}/{csv_es} corrected to {ed}/{es} from the labels")
+        labels = np.stack([labels4d[..., ed], labels4d[..., es]], axis=-1)
+    else:
+        frames = []
+        for phase in ("ed", "es"):
+            volume, _ = load_nifti(files[phase], name, ndim=3)
+            frames.append(frame_by_match(cine, volume, name, files[phase]))
+        ed, es = frames
+        if ed == es:
+            raise DataError(f"ED and ES volumes both match frame {ed}", name, files["es"])
+        stack = []
+        for phase in ("ed_gt", "es_gt"):
+            gt, _ = load_nifti(files[phase], name, ndim=3)
+            if gt.shape != cine.shape[:3]:
+                raise DataError(f"label shape {gt.shape} differs from image shape {cine.shape[:3]}", name, files[phase])
+            stack.append(check_labels(gt, name, files[phase]))
+        labels = np.stack(stack, axis=-1)
+    return cine, labels, affine, ed, es, notes
+
+
+def prepare_subject(subject: RawSubject, folder: Path) -> dict:
+    """Prepare one subject into ``folder`` (created; must not exist) and return its metadata.
+
+    Arrays are stored slice-contiguous for cheap 2D reads: ``image.npy`` (T, Z, H, W) in the
+    source's values (int16 when they are integers), ``labels.npy`` (2, Z, H, W) uint8 for
+    [ED, ES]. ``meta.json`` holds geometry, frames, statistics and the metadata row.
+    """
+    cine, labels, affine, ed, es, notes = load_subject(subject)
+    box = border_box(cine)
+    cine, labels = cine[box[0], box[1]], labels[box[0], box[1]]
+    affine = crop_affine(affine, box)
+    ops = choose_reorientation(affine)
+    cine, new_affine = apply_reorientation(cine, affine, ops)
+    labels, _ = apply_reorientation(labels, None, ops)
+
+    # Statistics over the whole 4D cine after subtracting its minimum (reference: unbiased std).
+    values = cine.astype(np.float64)
+    minimum = float(values.min())
+    shifted_mean = float(values.mean()) - minimum
+    std = float(values.std(ddof=1))
+    if not std > 0:
+        raise DataError("cine is constant (zero standard deviation)", subject.name, subject.files["cine"])
+    foreground = np.argwhere(labels.any(axis=(2, 3)))
+    if foreground.size == 0:
+        raise DataError("labels are empty in both ED and ES", subject.name, subject.files.get("labels",
+                                                                                       subject.files.get("ed_gt")))
+    centre, radius = smallest_enclosing_circle(foreground.astype(np.float64))
+
+    folder.mkdir(parents=True)
+    dtype = _storage_dtype(cine)
+    np.save(folder / IMAGE_FILE, np.ascontiguousarray(np.transpose(cine, (3, 2, 0, 1))).astype(dtype, copy=False))
+    np.save(folder / LABELS_FILE, np.ascontiguousarray(np.transpose(labels, (3, 2, 0, 1))))
+    height, width, n_slices, n_frames = cine.shape
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "fingerprint": fingerprint(subject),
+        "dataset": subject.dataset,
+        "subject": subject.subject_id,
+        "vendor": str(subject.row.get("Vendor", "")),
+        "vendor_name": str(subject.row.get("VendorName", "")),
+        "pathology": str(subject.row.get("Pathology", "")),
+        "csv_order": subject.csv_order,
+        "row": subject.row,
+        "n_frames": int(n_frames), "n_slices": int(n_slices), "height": int(height), "width": int(width),
+        "ed": int(ed), "es": int(es),
+        "spacing": list(spacing_of(new_affine)),
+        "affine": new_affine.tolist(),
+        "dtype": str(dtype),
+        "min": minimum, "mean": shifted_mean, "std": std, "max": float(values.max()) - minimum,
+        "gt_center": centre.tolist(), "gt_size": 2.0 * radius,
+        "crop": [[box[0].start, box[0].stop], [box[1].start, box[1].stop]],
+        "reorientation": ops.as_dict(),
+        "notes": notes,
+        "sources": {role: str(path) for role, path in sorted(subject.files.items())},
+        "long_axis": _long_axis_geometry(subject),
+    }
+    (folder / META_FILE).write_text(json.dumps(meta, indent=1))
+    return meta
+
+
+def _long_axis_geometry(subject: RawSubject) -> dict:
+    """Shape and affine of each long-axis cine (for the orientation pretext task), headers only."""
+    out = {}
+    for role, path in sorted(subject.files.items()):
+        if role.startswith("la_"):
+            shape, affine = read_header_geometry(path, subject.name)
+            out[role[3:]] = {"shape": list(shape), "affine": affine.tolist()}
+    return out

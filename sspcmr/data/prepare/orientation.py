@@ -4,8 +4,9 @@ Orientation (``anatomical``, the default and only rule): the slice axis is flipp
 so that it runs from the base to the apex, i.e. along the heart's long axis, which points to the
 patient's left, anterior and inferior (``APEX_PRIOR`` in RAS+ world coordinates) in every cardiac
 exam. The in-plane axes are then permuted and flipped so that the first array axis points as
-close to posterior as possible and (dim0, dim1, slice) is right-handed: anterior at the top of the
-image, the RV on the image's left, as cardiologists display short-axis views. Only axis flips and
+close to posterior as possible and (dim0, dim1, slice) is right-handed: anterior towards the top of
+the image, the RV towards the image's left, as cardiologists display short-axis views (flips and a
+transpose leave up to +-45 degrees of in-plane rotation between subjects). Only axis flips and
 permutations are used (no resampling), and the affine is updated so every voxel keeps its world
 position.
 

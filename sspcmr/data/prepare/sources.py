@@ -47,6 +47,7 @@ class RawSubject:
         files: role -> path (``cine``, ``labels`` for M&Ms; ``cine``, ``ed``, ``es``, ``ed_gt``, ``es_gt``
             and optional long-axis roles for M&Ms-2).
         csv_order: position of the row in the original CSV (pandas sampling depends on it).
+        csv: the metadata CSV the row comes from (named in errors about its values).
     """
 
     dataset: str
@@ -54,6 +55,7 @@ class RawSubject:
     row: dict
     files: dict[str, Path] = field(default_factory=dict)
     csv_order: int = 0
+    csv: Path | None = None
 
     @property
     def name(self) -> str:
@@ -183,7 +185,7 @@ def _match_rows(frame: pd.DataFrame, folders: dict[str, Path], dataset: str, csv
             problems.append(DataError("CSV row without a subject folder", f"{dataset} {code}", csv))
             continue
         row = {"SubjectID": code, **{k: v for k, v in row.items() if k != "SubjectID"}}
-        subjects.append(RawSubject(dataset, code, row, files_of(folders[code], code), order))
+        subjects.append(RawSubject(dataset, code, row, files_of(folders[code], code), order, csv))
     for code in sorted(set(folders) - seen):
         problems.append(DataError(f"subject folder without a row in {csv.name}", f"{dataset} {code}", folders[code]))
     return subjects, problems

@@ -21,9 +21,10 @@ IMAGE_FILE, LABELS_FILE, META_FILE = "image.npy", "labels.npy", "meta.json"
 
 
 def fingerprint(subject: RawSubject) -> str:
-    """Changes when a source file, the metadata row or the preparation format changes."""
+    """Changes when a source file, the metadata row (or its position in the CSV) or the preparation format changes."""
     digest = hashlib.sha1(f"v{FORMAT_VERSION}".encode())
     digest.update(json.dumps(subject.row, sort_keys=True, default=str).encode())
+    digest.update(f"csv_order:{subject.csv_order}".encode())  # recorded in meta.json; splits depend on it
     for role, path in sorted(subject.files.items()):
         stat = path.stat() if path.exists() else None
         digest.update(f"{role}:{path.name}:{stat.st_size if stat else -1}:{stat.st_mtime_ns if stat else -1}".encode())
@@ -60,7 +61,7 @@ def load_subject(subject: RawSubject) -> tuple[np.ndarray, np.ndarray, np.ndarra
                             name, files["labels"])
         labels4d = check_labels(raw_labels, name, files["labels"])
         ed, es = frames_from_labels(labels4d, name, files["labels"])
-        csv_ed, csv_es = check_csv_frames(subject.row, n_frames, name, "metadata CSV")
+        csv_ed, csv_es = check_csv_frames(subject.row, n_frames, name, subject.csv or "metadata CSV")
         if (csv_ed, csv_es) != (ed, es):
             notes.append(f"CSV ED/ES {csv_ed}/{csv_es} corrected to {ed}/{es} from the labels")
         labels = np.stack([labels4d[..., ed], labels4d[..., es]], axis=-1)

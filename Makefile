@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= data/demo
-DEMO_SUBJECTS ?= 4
+DEMO_SUBJECTS ?= 8
 
 .PHONY: demo test install lint figure clean
 
@@ -19,10 +19,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job end to end. Today: generate the synthetic phantom in both layouts and print its
-# summary; later issues extend it to prepare, pretrain, fine-tune and evaluate.
+# The main job end to end. Today: generate the synthetic phantom in both layouts, prepare it, derive
+# the reference's default split (scaled down: 1 M&Ms test subject per vendor, M&Ms-2 test IDs 7-8,
+# overlap pathologies kept because the phantom has few subjects) and print what each data-module mode
+# serves; later issues extend it to pretrain, fine-tune and evaluate.
 demo: $(STAMP)
-	$(BIN)/sspcmr synth --out $(DEMO_DIR) --layout both --subjects $(DEMO_SUBJECTS) --seed 0 --size small --workers 2
+	$(BIN)/sspcmr synth --out $(DEMO_DIR)/raw --layout both --subjects $(DEMO_SUBJECTS) --seed 0 --size small --workers 2
+	$(BIN)/sspcmr prepare --raw $(DEMO_DIR)/raw --out $(DEMO_DIR)/prepared --workers 2
+	$(BIN)/sspcmr splits default --prepared $(DEMO_DIR)/prepared --test-per-vendor 1 --mm2-test 7-8 \
+		--keep-mm2-overlap -o $(DEMO_DIR)/split.yaml
+	$(BIN)/sspcmr inspect --prepared $(DEMO_DIR)/prepared --split $(DEMO_DIR)/split.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

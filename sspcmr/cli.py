@@ -45,6 +45,17 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from sspcmr.data.datamodule import CineDataModule
+
+    module = CineDataModule(args.prepared, args.split, train_phases=args.train_phases, eval_phases=args.eval_phases,
+                            subset_subjects=args.subset, subset_seed=args.subset_seed)
+    counts = module.counts()
+    print(f"{args.prepared} with {args.split}: subjects, slices and images (slice x frame) per mode, part, vendor")
+    print(counts.to_string(index=False))
+    return 0
+
+
 def _splits_default(args: argparse.Namespace) -> int:
     from sspcmr.data.prepare import PreparedDataset
     from sspcmr.data.splits import default_split, write_split
@@ -129,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--workers", type=int, default=1, help="parallel processes")
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(handler=_prepare)
+
+    inspect = commands.add_parser(
+        "inspect", help="count subjects, slices and frames per data-module mode, split part and vendor")
+    inspect.add_argument("--prepared", required=True, help="folder written by `sspcmr prepare`")
+    inspect.add_argument("--split", required=True, help="split YAML with train/valid/test")
+    inspect.add_argument("--train-phases", nargs="+", choices=["ED", "ES"], default=None, help="training phases")
+    inspect.add_argument("--eval-phases", nargs="+", choices=["ED", "ES"], default=None, help="evaluation phases")
+    inspect.add_argument("--subset", type=int, default=None, help="labelled training subset size")
+    inspect.add_argument("--subset-seed", type=int, default=0, help="labelled subset seed")
+    inspect.set_defaults(handler=_inspect)
 
     splits = commands.add_parser("splits", help="read, show and derive subject split files (reference YAML format)")
     split_commands = splits.add_subparsers(dest="split_command", required=True)

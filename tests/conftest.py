@@ -26,3 +26,19 @@ def small_subjects() -> list:
         synthesise_subject(np.random.SeedSequence([2024, i]), "ABCD"[i % 4], "small", long_axis_views=())
         for i in range(8)
     ]
+
+
+@pytest.fixture(scope="session")
+def prepared_tiny(tiny_dataset, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``tiny_dataset`` prepared, with a scaled-down default split: (prepared folder, split YAML).
+
+    Test: 1 M&Ms subject per vendor + M&Ms-2 003; development: the other 6, one of them validation.
+    """
+    from sspcmr.data.prepare import PreparedDataset, prepare_dataset
+    from sspcmr.data.splits import default_split, write_split
+
+    root = tmp_path_factory.mktemp("prepared")
+    prepare_dataset(tiny_dataset[0], root, progress=False)
+    split = default_split(PreparedDataset(root).metadata_frames(), per_vendor=1, mm2_test_ids=["003"],
+                          remove_overlap=False)
+    return root, write_split(split, root / "split.yaml")

@@ -1,1 +1,21 @@
-"""Data: the synthetic phantom (``sspcmr.data.synthetic``); preparation and data modules follow."""
+"""Data: the synthetic phantom (``sspcmr.data.synthetic``), preparation of raw downloads
+(``sspcmr.data.prepare``), subject splits (``sspcmr.data.splits``) and the ``CineDataModule``.
+
+Heavy imports (torch, Lightning) happen only when the data module is used.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CineDataModule", "PreparedDataset", "prepare_dataset"]
+
+
+def __getattr__(name: str):
+    if name == "CineDataModule":
+        from .datamodule import CineDataModule
+
+        return CineDataModule
+    if name in ("PreparedDataset", "prepare_dataset"):
+        from . import prepare
+
+        return getattr(prepare, name)
+    raise AttributeError(f"module 'sspcmr.data' has no attribute {name!r}")

@@ -1,0 +1,294 @@
+"""``CineDataModule``: 2D cine slices from a prepared folder, augmented batched on the device.
+
+Modes:
+
+* ``pretrain``: every frame of every slice of the training subjects, images only, with slice
+  position, frame and subject in the batch; the validation subjects (all frames) for an SSP
+  validation loss. Crops are GT-centred as in the reference (the subject's ED/ES labels give the
+  centre).
+* ``segment``: the labelled frames of ``train_phases`` of the training subjects (optionally a
+  labelled subset), validation subjects with the same phases (the reference filters validation
+  by the training phase too), test subjects with ``eval_phases``.
+* ``volumes``: whole (subject, phase) volumes of ``eval_phases`` for evaluation in native space;
+  one item is a batch of its slices.
+
+The loaders deliver native slices (zero-padded to the batch's largest); resampling to
+``output_size`` px at ``output_spacing`` mm and every augmentation run in
+``on_after_batch_transfer``, on the GPU when there is one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from sspcmr.transforms import presets
+from sspcmr.transforms.views import Augmenter
+
+from .datasets import PHASES, SliceDataset, VolumeDataset, collate_slices
+from .prepare.store import PreparedDataset
+from .samplers import ShardSampler, distributed
+from .splits import Split, labelled_subset, read_split
+
+Mode = Literal["pretrain", "segment", "volumes"]
+Views = Literal["auto", "single", "contrastive", "dino", "mim", "none"]
+Phase = Literal["ED", "ES"]
+
+
+class CineDataModule(L.LightningDataModule):
+    """Slices of 4D short-axis cines for pretraining, segmentation and evaluation.
+
+    Args:
+        data_dir: folder written by ``sspcmr prepare``.
+        split: split YAML (reference format) with ``train`` / ``valid`` / ``test``.
+        mode: ``pretrain`` (all frames, images only), ``segment`` (labelled frames) or ``volumes``.
+        raw_dir: optional raw M&Ms / M&Ms-2 folder; if given, ``prepare_data`` runs ``sspcmr prepare``
+            from it into ``data_dir`` (incrementally).
+        subset_subjects: keep this many training subjects (reference labelled-subset drawing: legacy
+            NumPy seed + shuffle, nested across sizes); None keeps all.
+        subset_seed: seed of the subset draw (the reference used 0, 1, 2).
+        train_phases: labelled phases used for training and validation (``segment`` mode).
+        eval_phases: phases used for testing and ``volumes`` (train on ED, evaluate on ES works).
+        vendors: keep only training and validation subjects of these vendor letters (None: all).
+        views: augmentation recipe: ``auto`` (``single`` for segment, ``contrastive`` for pretrain),
+            ``single`` (reference supervised), ``contrastive`` (``num_views`` views, SimCLR/PCL),
+            ``dino`` (2 global + 6 local crops), ``mim`` (one view), ``none`` (evaluation
+            resampling only, no augmentation).
+        num_views: views per sample for ``contrastive``.
+        output_size: output side in pixels (reference 256).
+        output_spacing: output pixel spacing in mm (reference 1.25).
+        scale_convention: intensity scaling ``monai`` (x(1+f), multiplier 1.6-2.5: the reference) or
+            ``multiplier`` (x f, 0.6-1.5).
+        centring: training crops centred on the ground-truth circle (``gt``, reference) or on the
+            image centre (``image``, for data without labels).
+        batch_size: source slices per batch (views multiply the tensor batch).
+        num_workers: data-loader worker processes.
+        seed: augmentation seed (each rank draws its own stream from it).
+        pin_memory: pin host memory for faster transfer to the GPU.
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        split: str,
+        mode: Mode = "segment",
+        raw_dir: str | None = None,
+        subset_subjects: int | None = None,
+        subset_seed: int = 0,
+        train_phases: list[Phase] | None = None,
+        eval_phases: list[Phase] | None = None,
+        vendors: list[str] | None = None,
+        views: Views = "auto",
+        num_views: int = 2,
+        output_size: int = 256,
+        output_spacing: float = 1.25,
+        scale_convention: Literal["monai", "multiplier"] = "monai",
+        centring: Literal["gt", "image"] = "gt",
+        batch_size: int = 32,
+        num_workers: int = 2,
+        seed: int = 0,
+        pin_memory: bool = True,
+    ) -> None:
+        super().__init__()
+        if mode not in ("pretrain", "segment", "volumes"):
+            raise ValueError(f"mode must be pretrain, segment or volumes; got {mode!r}")
+        for name, phases in (("train_phases", train_phases), ("eval_phases", eval_phases)):
+            if phases is not None and (not phases or any(p not in PHASES for p in phases)):
+                raise ValueError(f"{name} must be a non-empty list of ED / ES; got {phases!r}")
+        if batch_size < 1 or num_workers < 0 or num_views < 1:
+            raise ValueError("batch_size and num_views must be >= 1 and num_workers >= 0")
+        self.save_hyperparameters()
+        self.data_dir, self.split_path, self.mode, self.raw_dir = Path(data_dir), split, mode, raw_dir
+        self.subset_subjects, self.subset_seed = subset_subjects, subset_seed
+        self.train_phases = list(train_phases or ["ED", "ES"])
+        self.eval_phases = list(eval_phases or ["ED", "ES"])
+        self.vendors = vendors
+        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
+        self.seed = seed
+        self.train_augmenter = self._train_augmenter(views, num_views, output_size, output_spacing, scale_convention,
+                                                     centring)
+        self.eval_augmenter = presets.evaluation(output_size=output_size, output_spacing=output_spacing)
+        # Created in setup(): a torch.Generator cannot cross torch.multiprocessing (ddp_spawn).
+        self.generator: torch.Generator | None = None
+        self.prepared: PreparedDataset | None = None
+        self.split: Split | None = None
+        self.datasets: dict[str, torch.utils.data.Dataset] = {}
+
+    def _train_augmenter(self, views: str, num_views: int, size: int, spacing: float, scale: str,
+                         centring: str) -> Augmenter:
+        if views == "auto":
+            views = "contrastive" if self.mode == "pretrain" else "single"
+        common = {"output_size": size, "output_spacing": spacing}
+        if views == "none":
+            return presets.evaluation(**common)
+        augmented = {**common, "scale_convention": scale, "centring": centring}
+        if views == "single":
+            return presets.segmentation_train(**augmented)
+        if views == "mim":
+            return presets.mim(**augmented)
+        if views == "contrastive":
+            return presets.contrastive(views=num_views, **augmented)
+        if views == "dino":
+            return presets.dino(**augmented)
+        raise ValueError(f"views must be auto, single, contrastive, dino, mim or none; got {views!r}")
+
+    # -- data preparation and selection ------------------------------------------------------------
+
+    def prepare_data(self) -> None:
+        if self.raw_dir is not None:
+            from .prepare import prepare_dataset
+
+            prepare_dataset(self.raw_dir, self.data_dir, workers=max(1, self.num_workers))
+
+    def _load(self) -> None:
+        if self.prepared is None:
+            self.prepared = PreparedDataset(self.data_dir)
+            split = read_split(self.split_path)
+            if not split.train or not split.valid:
+                raise ValueError(f"{self.split_path}: a split for training needs train and valid parts "
+                                 "(generate one with `sspcmr splits default`)")
+            if self.subset_subjects is not None:
+                split = labelled_subset(split, self.subset_subjects, self.subset_seed)
+            self.split = split
+            self._check_subjects()
+
+    def _check_subjects(self) -> None:
+        known = set(zip(self.prepared.subjects["dataset"], self.prepared.subjects["SubjectID"], strict=True))
+        missing = [f"{ds} {s}" for part in (self.split.train, self.split.valid, self.split.test)
+                   for ds, ids in part.items() for s in ids if (ds, s) not in known]
+        if missing:
+            raise ValueError(f"{self.split_path}: {len(missing)} subject(s) are not in the prepared data "
+                             f"{self.data_dir}: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+
+    def subject_indices(self, part: str) -> list[int]:
+        """Rows of the subject table in a split part (``train`` / ``valid`` / ``test``), vendor-filtered
+        for ``train`` and ``valid``."""
+        self._load()
+        wanted = {(ds, s) for ds, ids in getattr(self.split, part).items() for s in ids}
+        table = self.prepared.subjects
+        keep = [(ds, s) in wanted for ds, s in zip(table["dataset"], table["SubjectID"], strict=True)]
+        if self.vendors is not None and part != "test":
+            keep = [k and v in self.vendors for k, v in zip(keep, table["Vendor"], strict=True)]
+        return [i for i, k in enumerate(keep) if k]
+
+    def slice_rows(self, part: str, mode: str | None = None) -> pd.DataFrame:
+        """Rows of the slice index served for a split part in the given mode."""
+        mode = mode or self.mode
+        rows = self.prepared_slices()
+        rows = rows[rows["subject_index"].isin(self.subject_indices(part))]
+        if mode == "pretrain":
+            return rows
+        phases = self.eval_phases if part == "test" else self.train_phases
+        return rows[rows["label_index"].isin([PHASES[p] for p in phases])]
+
+    def prepared_slices(self) -> pd.DataFrame:
+        self._load()
+        return self.prepared.slices
+
+    def volume_items(self, part: str = "test") -> list[tuple[int, str]]:
+        """(subject index, phase) pairs of a split part over ``eval_phases``."""
+        return [(i, p) for i in self.subject_indices(part) for p in self.eval_phases]
+
+    def setup(self, stage: str | None = None) -> None:
+        self._load()
+        # Each rank draws its own augmentation stream; the same seed repeats a run exactly.
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        self.generator = torch.Generator().manual_seed(self.seed + 100_003 * rank)
+        labelled = self.mode != "pretrain"
+        if self.mode == "volumes":
+            self.datasets = {"test": VolumeDataset(self.prepared, self.volume_items("test")),
+                             "val": VolumeDataset(self.prepared, self.volume_items("valid"))}
+            return
+        self.datasets = {
+            "train": SliceDataset(self.prepared, self.slice_rows("train"), with_labels=labelled),
+            "val": SliceDataset(self.prepared, self.slice_rows("valid"), with_labels=labelled),
+        }
+        if self.mode == "segment":
+            self.datasets["test"] = SliceDataset(self.prepared, self.slice_rows("test"), with_labels=True)
+
+    # -- loaders --------------------------------------------------------------------------------
+
+    def _loader(self, name: str, shuffle: bool, drop_last: bool) -> DataLoader:
+        if name not in self.datasets:
+            raise ValueError(f"no {name} data in mode {self.mode!r}")
+        dataset = self.datasets[name]
+        # Under DDP each rank gets a disjoint share: training drops the remainder (no repeats),
+        # evaluation shards without padding (no slice or volume counted twice).
+        sampler = None
+        if distributed():
+            sampler = DistributedSampler(dataset, shuffle=shuffle, drop_last=True, seed=self.seed) if drop_last \
+                else ShardSampler(dataset)
+            shuffle = False
+        if isinstance(dataset, VolumeDataset):
+            return DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=self.num_workers)
+        if drop_last and len(dataset) < self.batch_size:
+            raise ValueError(f"{name} has {len(dataset)} slices, fewer than batch_size={self.batch_size} "
+                             "(the reference drops the last incomplete batch)")
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, sampler=sampler, drop_last=drop_last,
+                          num_workers=self.num_workers, collate_fn=collate_slices,
+                          pin_memory=self.pin_memory and torch.cuda.is_available(),
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False, drop_last=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False, drop_last=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False, drop_last=False)
+
+    # -- device-side augmentation --------------------------------------------------------------
+
+    def augment(self, batch: dict, training: bool) -> dict:
+        """Resample and augment a native batch (training recipe, or the evaluation resampling)."""
+        if self.generator is None:
+            self.generator = torch.Generator().manual_seed(self.seed)
+        if training or (self.mode == "pretrain"):
+            # SSP validation losses are computed on augmented views, as in the reference.
+            return self.train_augmenter(batch, self.generator)
+        return self.eval_augmenter(batch, self.generator)
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        trainer = self.trainer
+        training = bool(trainer is not None and trainer.training)
+        return self.augment(batch, training)
+
+    def state_dict(self) -> dict:
+        return {} if self.generator is None else {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if "generator" in state_dict:
+            if self.generator is None:
+                self.generator = torch.Generator()
+            self.generator.set_state(state_dict["generator"])
+
+    def counts(self) -> pd.DataFrame:
+        """Subjects, slices and frames per mode, split part and vendor (what ``make demo`` prints)."""
+        out = []
+        for mode in ("pretrain", "segment"):
+            for part in ("train", "valid", "test"):
+                if mode == "pretrain" and part == "test":
+                    continue  # pretraining never touches test subjects
+                rows = self.slice_rows(part, mode)
+                for vendor, group in rows.groupby("vendor"):
+                    out.append({"mode": mode, "part": part, "vendor": vendor,
+                                "subjects": group["subject_index"].nunique(),
+                                "slices": len(group.drop_duplicates(["subject_index", "slice"])),
+                                "images": len(group)})
+        for part in ("valid", "test"):
+            items = self.volume_items(part)
+            table = self.prepared.subjects
+            for vendor in sorted({table["Vendor"].iloc[i] for i, _ in items}):
+                chosen = [(i, p) for i, p in items if table["Vendor"].iloc[i] == vendor]
+                out.append({"mode": "volumes", "part": part, "vendor": vendor,
+                            "subjects": len({i for i, _ in chosen}), "slices": "", "images": len(chosen)})
+        return pd.DataFrame(out)

@@ -1,0 +1,132 @@
+"""CineDataModule: what each mode serves (index counts against the definitions), batch contents,
+phase and vendor options, seeded repeatability and bad configurations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sspcmr.data import keys as K
+from sspcmr.data.datamodule import CineDataModule
+from sspcmr.data.prepare import PreparedDataset
+from sspcmr.data.splits import labelled_subset, read_split
+
+
+def _module(prepared_tiny, **kwargs) -> CineDataModule:
+    root, split = prepared_tiny
+    options = {"batch_size": 4, "num_workers": 0, "output_size": 64, **kwargs}
+    module = CineDataModule(str(root), str(split), **options)
+    module.setup("fit")
+    return module
+
+
+def _subject_table(prepared_tiny, part: str, split=None):
+    root, split_path = prepared_tiny
+    prepared = PreparedDataset(root)
+    split = split or read_split(split_path)
+    wanted = {(ds, s) for ds, ids in getattr(split, part).items() for s in ids}
+    table = prepared.subjects
+    return table[[(ds, s) in wanted for ds, s in zip(table["dataset"], table["SubjectID"], strict=True)]]
+
+
+def test_pretrain_serves_every_frame_of_every_training_slice(prepared_tiny):
+    module = _module(prepared_tiny, mode="pretrain")
+    for part, name in (("train", "train"), ("valid", "val")):
+        table = _subject_table(prepared_tiny, part)
+        assert len(table) > 0
+        assert len(module.datasets[name]) == int((table["n_slices"] * table["n_frames"]).sum())
+    served = set(module.datasets["train"].rows["subject"])
+    test_subjects = set(_subject_table(prepared_tiny, "test")["SubjectID"])
+    assert not served & test_subjects  # pretraining never touches test subjects
+
+
+@pytest.mark.parametrize("phases, per_slice", [(None, 2), (["ED"], 1), (["ES"], 1)])
+def test_segment_serves_labelled_phases(prepared_tiny, phases, per_slice):
+    module = _module(prepared_tiny, mode="segment", train_phases=phases)
+    table = _subject_table(prepared_tiny, "train")
+    assert len(module.datasets["train"]) == int(table["n_slices"].sum()) * per_slice
+    rows = module.datasets["train"].rows
+    if phases == ["ED"]:
+        assert rows["is_ed"].all() and not rows["is_es"].any()
+    if phases == ["ES"]:
+        assert rows["is_es"].all() and (rows["frame_from_ed"] > 0).all()
+
+
+def test_train_on_ed_evaluate_on_es(prepared_tiny):
+    module = _module(prepared_tiny, mode="segment", train_phases=["ED"], eval_phases=["ES"])
+    assert module.datasets["train"].rows["is_ed"].all()
+    assert module.datasets["val"].rows["is_ed"].all()  # validation follows training (reference)
+    assert module.datasets["test"].rows["is_es"].all()
+    volumes = _module(prepared_tiny, mode="volumes", eval_phases=["ES"])
+    assert {phase for _, phase in volumes.datasets["test"].items} == {"ES"}
+
+
+def test_labelled_subset_and_vendor_filter(prepared_tiny):
+    root, split_path = prepared_tiny
+    subset = labelled_subset(read_split(split_path), 2, seed=1)
+    module = _module(prepared_tiny, mode="segment", subset_subjects=2, subset_seed=1)
+    table = _subject_table(prepared_tiny, "train", subset)
+    assert len(table) == 2
+    assert set(module.datasets["train"].rows["subject"]) == set(table["SubjectID"])
+    assert len(module.datasets["train"]) == 2 * int(table["n_slices"].sum())
+    vendor = _module(prepared_tiny, mode="segment", vendors=["A", "B"])
+    assert set(vendor.datasets["train"].rows["vendor"]) <= {"A", "B"}
+    assert set(vendor.datasets["test"].rows["vendor"]) == set(_subject_table(prepared_tiny, "test")["Vendor"])
+
+
+def test_slice_items_match_the_prepared_arrays(prepared_tiny):
+    module = _module(prepared_tiny, mode="segment")
+    dataset = module.datasets["train"]
+    prepared = dataset.prepared
+    for i in (0, len(dataset) // 2, len(dataset) - 1):
+        item, row = dataset[i], dataset.rows.iloc[i]
+        s = int(row["subject_index"])
+        raw = np.asarray(prepared.image(s)[row["frame"], row["slice"]], dtype=np.float32)
+        np.testing.assert_allclose(item[K.IMAGE][0].numpy(), raw - prepared.subjects["min"][s], rtol=1e-6)
+        label = prepared.labels(s)[0 if row["is_ed"] else 1, row["slice"]]
+        np.testing.assert_array_equal(item[K.LABEL][0].numpy(), label)
+        assert item[K.POSITION] == pytest.approx(row["slice"] / row["n_slices"])
+        assert isinstance(prepared.image(s), np.memmap)  # read through memory maps, not loaded
+
+
+def test_augmented_batches_have_the_documented_shapes(prepared_tiny):
+    segment = _module(prepared_tiny, mode="segment")
+    batch = segment.augment(next(iter(segment.train_dataloader())), training=True)
+    assert batch[K.IMAGE].shape == (4, 1, 64, 64) and batch[K.LABEL].shape == (4, 4, 64, 64)
+    assert torch.allclose(batch[K.LABEL].sum(1), torch.ones(4, 64, 64))
+    pretrain = _module(prepared_tiny, mode="pretrain")
+    batch = pretrain.augment(next(iter(pretrain.train_dataloader())), training=True)
+    assert len(batch[K.VIEWS]) == 2 and all(v.shape == (4, 1, 64, 64) for v in batch[K.VIEWS])
+    assert batch[K.POSITION].shape == (4,) and len(batch[K.SUBJECT]) == 4
+    dino = _module(prepared_tiny, mode="pretrain", views="dino")
+    batch = dino.augment(next(iter(dino.train_dataloader())), training=True)
+    assert [tuple(v.shape) for v in batch[K.VIEWS]] == [(4, 1, 64, 64)] * 2 + [(4, 1, 32, 32)] * 6
+    volumes = _module(prepared_tiny, mode="volumes")
+    item = volumes.datasets["test"][0]
+    out = volumes.augment(item, training=False)
+    assert out[K.IMAGE].shape == (item[K.IMAGE].shape[0], 1, 64, 64) and out[K.THETA].shape[1:] == (2, 3)
+
+
+def test_seeded_runs_repeat_exactly(prepared_tiny):
+    def first_batch(seed: int) -> torch.Tensor:
+        torch.manual_seed(0)  # the loader's shuffle
+        module = _module(prepared_tiny, mode="segment", seed=seed)
+        return module.augment(next(iter(module.train_dataloader())), training=True)[K.IMAGE]
+
+    assert torch.equal(first_batch(3), first_batch(3))
+    assert not torch.equal(first_batch(3), first_batch(4))
+
+
+def test_bad_configurations_name_the_problem(prepared_tiny, tmp_path):
+    root, split = prepared_tiny
+    with pytest.raises(ValueError, match="mode"):
+        CineDataModule(str(root), str(split), mode="bogus")
+    with pytest.raises(ValueError, match="train_phases"):
+        CineDataModule(str(root), str(split), train_phases=["XX"])
+    bad = tmp_path / "split.yaml"
+    bad.write_text(split.read_text().replace('"003"', '"999"'))
+    with pytest.raises(ValueError, match="mm2 999"):
+        CineDataModule(str(root), str(bad)).setup("fit")
+    with pytest.raises(ValueError, match="not a prepared data set"):
+        CineDataModule(str(tmp_path), str(split)).setup("fit")

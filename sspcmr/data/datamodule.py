@@ -8,7 +8,8 @@ Modes:
   centre).
 * ``segment``: the labelled frames of ``train_phases`` of the training subjects (optionally a
   labelled subset), validation subjects with the same phases (the reference filters validation
-  by the training phase too), test subjects with ``eval_phases``.
+  by the training phase too); testing and prediction serve whole test volumes of ``eval_phases``
+  (evaluation happens per volume in native space).
 * ``volumes``: whole (subject, phase) volumes of ``eval_phases`` for evaluation in native space;
   one item is a batch of its slices.
 
@@ -30,6 +31,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from sspcmr.transforms import presets
 from sspcmr.transforms.views import Augmenter
 
+from . import keys as K
 from .datasets import PHASES, SliceDataset, VolumeDataset, collate_slices
 from .prepare.store import PreparedDataset
 from .samplers import ShardSampler, distributed
@@ -209,7 +211,7 @@ class CineDataModule(L.LightningDataModule):
             "val": SliceDataset(self.prepared, self.slice_rows("valid"), with_labels=labelled),
         }
         if self.mode == "segment":
-            self.datasets["test"] = SliceDataset(self.prepared, self.slice_rows("test"), with_labels=True)
+            self.datasets["test"] = VolumeDataset(self.prepared, self.volume_items("test"))
 
     # -- loaders --------------------------------------------------------------------------------
 
@@ -252,6 +254,10 @@ class CineDataModule(L.LightningDataModule):
         """Resample and augment a native batch (training recipe, or the evaluation resampling)."""
         if self.generator is None:
             self.generator = torch.Generator().manual_seed(self.seed)
+        if K.PHASE in batch:  # a whole volume for evaluation: keep the native labels to score against
+            out = self.eval_augmenter(batch, self.generator)
+            out[K.NATIVE_LABEL] = batch[K.LABEL]
+            return out
         if training or (self.mode == "pretrain"):
             # SSP validation losses are computed on augmented views, as in the reference.
             return self.train_augmenter(batch, self.generator)

@@ -111,8 +111,8 @@ class VolumeDataset(Dataset):
 
     Use with ``DataLoader(batch_size=None)``. Each item has every slice key of
     :class:`SliceDataset` with a leading slice dimension (IMAGE and LABEL (Z, 1, H, W)), plus
-    ``"phase"`` ("ED" / "ES") and ``"affine"`` (4, 4) float64 of the prepared array, so that
-    predictions can be written and scored in native space.
+    ``PHASE`` ("ED" / "ES"), ``AFFINE`` (4, 4) of the prepared array and ``VOXEL_SPACING`` (3,) mm
+    of the (Z, H, W) volume, so that predictions can be written and scored in native space.
 
     Args:
         prepared: the prepared data set.
@@ -136,6 +136,9 @@ class VolumeDataset(Dataset):
         rows = rows.sort_values("slice")
         slices = SliceDataset(self.prepared, rows, with_labels=True)
         batch = collate_slices([slices[j] for j in range(len(slices))])
-        batch["phase"] = phase
-        batch["affine"] = torch.tensor(self.prepared.meta(subject)["affine"], dtype=torch.float64)
+        batch[K.PHASE] = phase
+        meta = self.prepared.meta(subject)
+        batch[K.AFFINE] = torch.tensor(meta["affine"], dtype=torch.float64)
+        spacing = meta["spacing"]
+        batch[K.VOXEL_SPACING] = torch.tensor([spacing[2], spacing[0], spacing[1]], dtype=torch.float64)
         return batch

@@ -53,3 +53,9 @@ VENDOR = "vendor"
 SUBJECT_INDEX = "subject_index"
 VIEWS = "views"
 THETA = "theta"
+
+# Volume items (``VolumeDataset``; one item is the batch of a volume's Z slices):
+PHASE = "phase"  # "ED" or "ES"
+AFFINE = "affine"  # (4, 4) float64 voxel -> world of the prepared (H, W, Z) array
+VOXEL_SPACING = "voxel_spacing"  # (3,) float64 mm for the (Z, H, W) volume: slice, dim0, dim1
+NATIVE_LABEL = "native_label"  # (Z, 1, Hc, Wc) int64 labels kept on the native grid for evaluation

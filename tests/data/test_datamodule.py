@@ -57,7 +57,8 @@ def test_train_on_ed_evaluate_on_es(prepared_tiny):
     module = _module(prepared_tiny, mode="segment", train_phases=["ED"], eval_phases=["ES"])
     assert module.datasets["train"].rows["is_ed"].all()
     assert module.datasets["val"].rows["is_ed"].all()  # validation follows training (reference)
-    assert module.datasets["test"].rows["is_es"].all()
+    assert {phase for _, phase in module.datasets["test"].items} == {"ES"}  # test: whole ES volumes
+    assert module.slice_rows("test")["is_es"].all()
     volumes = _module(prepared_tiny, mode="volumes", eval_phases=["ES"])
     assert {phase for _, phase in volumes.datasets["test"].items} == {"ES"}
 
@@ -72,7 +73,7 @@ def test_labelled_subset_and_vendor_filter(prepared_tiny):
     assert len(module.datasets["train"]) == 2 * int(table["n_slices"].sum())
     vendor = _module(prepared_tiny, mode="segment", vendors=["A", "B"])
     assert set(vendor.datasets["train"].rows["vendor"]) <= {"A", "B"}
-    assert set(vendor.datasets["test"].rows["vendor"]) == set(_subject_table(prepared_tiny, "test")["Vendor"])
+    assert set(vendor.slice_rows("test")["vendor"]) == set(_subject_table(prepared_tiny, "test")["Vendor"])
 
 
 def test_slice_items_match_the_prepared_arrays(prepared_tiny):
@@ -106,6 +107,8 @@ def test_augmented_batches_have_the_documented_shapes(prepared_tiny):
     item = volumes.datasets["test"][0]
     out = volumes.augment(item, training=False)
     assert out[K.IMAGE].shape == (item[K.IMAGE].shape[0], 1, 64, 64) and out[K.THETA].shape[1:] == (2, 3)
+    assert torch.equal(out[K.NATIVE_LABEL], item[K.LABEL]) and out[K.VOXEL_SPACING].shape == (3,)
+    assert out[K.PHASE] in ("ED", "ES") and out[K.AFFINE].shape == (4, 4)
 
 
 def test_seeded_runs_repeat_exactly(prepared_tiny):

@@ -1,205 +1,58 @@
-"""The ``sspcmr`` command line.
+"""The ``sspcmr`` command line: ``main(args=None)``.
 
-Data commands (``synth``, ``prepare`` and ``splits``) are plain argparse commands; the training
-commands (``fit``, ``validate``, ``test``, ``predict``) will be a LightningCLI.
+* ``sspcmr fit | validate | test | predict ...``: a LightningCLI over any sspcmr LightningModule
+  (``--model.class_path``, or a YAML config from ``configs/``) and :class:`CineDataModule`, with
+  ``--print_config``, the resolved config saved with every run, TensorBoard logging, the rich
+  progress bar and checkpoints that resume a killed run (``--ckpt_path last``).
+* ``sspcmr synth | prepare | splits | inspect ...``: the data commands (:mod:`sspcmr.data_cli`).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 from collections.abc import Sequence
 
-from sspcmr import __version__
+TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
-def _synth(args: argparse.Namespace) -> int:
-    from sspcmr.data.synthetic import format_summary, generate_dataset
+def lightning_cli(args: Sequence[str] | None, run: bool = True):
+    """Build (and by default run) the LightningCLI for ``args`` (None: ``sys.argv``); returns it."""
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.cli import LightningCLI
 
-    start = time.perf_counter()
-    summary = generate_dataset(
-        args.out,
-        layout=args.layout,
-        subjects=args.subjects,
-        seed=args.seed,
-        size=args.size,
-        vendors=args.vendors,
-        workers=args.workers,
-        progress=not args.quiet,
-    )
-    elapsed = time.perf_counter() - start
-    print(format_summary(summary))
-    print(f"\nwrote {len(summary)} subjects to {args.out} in {elapsed:.1f} s")
-    return 0
-
-
-def _prepare(args: argparse.Namespace) -> int:
-    from sspcmr.data.prepare import prepare_dataset
-    from sspcmr.data.prepare.summary import format_prepare_report
-
-    start = time.perf_counter()
-    report = prepare_dataset(args.raw, args.out, datasets=args.datasets, skip_invalid=args.skip_invalid,
-                             workers=args.workers, progress=not args.quiet)
-    print(format_prepare_report(report, args.out, time.perf_counter() - start))
-    return 0
-
-
-def _inspect(args: argparse.Namespace) -> int:
     from sspcmr.data.datamodule import CineDataModule
 
-    module = CineDataModule(args.prepared, args.split, train_phases=args.train_phases, eval_phases=args.eval_phases,
-                            subset_subjects=args.subset, subset_seed=args.subset_seed)
-    counts = module.counts()
-    print(f"{args.prepared} with {args.split}: subjects, slices and images (slice x frame) per mode, part, vendor")
-    print(counts.to_string(index=False))
-    return 0
-
-
-def _splits_default(args: argparse.Namespace) -> int:
-    from sspcmr.data.prepare import PreparedDataset
-    from sspcmr.data.splits import default_split, write_split
-
-    metadata = PreparedDataset(args.prepared).metadata_frames()
-    first, _, last = args.mm2_test.partition("-")
-    mm2_test = [f"{i:03d}" for i in range(int(first), int(last or first) + 1)]
-    split = default_split(metadata, valid_fraction=args.valid_fraction, seed=args.seed,
-                          per_vendor=args.test_per_vendor, mm2_test_ids=mm2_test,
-                          remove_overlap=not args.keep_mm2_overlap)
-    write_split(split, args.output)
-    print(f"wrote {args.output}: {split.counts()}")
-    return 0
-
-
-def _splits_vendors(args: argparse.Namespace) -> int:
-    from sspcmr.data.prepare import PreparedDataset
-    from sspcmr.data.splits import read_split, vendor_subset, write_split
-
-    metadata = PreparedDataset(args.prepared).metadata_frames()
-    split = vendor_subset(read_split(args.base), metadata, args.group)
-    write_split(split, args.output)
-    print(f"wrote {args.output}: {split.counts()}")
-    return 0
-
-
-def _splits_subset(args: argparse.Namespace) -> int:
-    from sspcmr.data.splits import labelled_subset, read_split, write_split
-
-    subset = labelled_subset(read_split(args.base), args.subjects, args.seed)
-    write_split(subset, args.output)
-    print(f"wrote {args.output}: {subset.counts()}")
-    return 0
-
-
-def _splits_show(args: argparse.Namespace) -> int:
-    from sspcmr.data.splits import read_split
-
-    for path in args.files:
-        print(f"{path}: {read_split(path).counts()}")
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Argument parser of the data commands."""
-    parser = argparse.ArgumentParser(
-        prog="sspcmr", description="Self-supervised pretraining for cardiac MR short-axis cine segmentation."
+    trainer_defaults = {
+        # The progress bar is Lightning's rich one (rich is a dependency, so Lightning picks it).
+        "callbacks": [LearningRateMonitor(logging_interval="epoch"),
+                      ModelCheckpoint(save_last=True, save_top_k=0, every_n_epochs=1)],
+        "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                   "init_args": {"save_dir": "runs", "name": "sspcmr"}},
+        "default_root_dir": "runs",
+    }
+    return LightningCLI(
+        L.LightningModule,
+        CineDataModule,
+        subclass_mode_model=True,
+        seed_everything_default=0,
+        trainer_defaults=trainer_defaults,
+        save_config_kwargs={"overwrite": True},
+        args=None if args is None else list(args),
+        run=run,
+        auto_configure_optimizers=False,
     )
-    parser.add_argument("--version", action="version", version=f"sspcmr {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    synth = commands.add_parser(
-        "synth",
-        help="generate the synthetic 4D cine phantom in the M&Ms / M&Ms-2 layouts",
-        description="Generate synthetic 4D short-axis cine MR with labels, written exactly in the M&Ms and "
-        "M&Ms-2 download layouts, plus a truth sidecar (sspcmr_truth/).",
-    )
-    synth.add_argument("--out", required=True, help="output folder (MnM/, MnM2/ and sspcmr_truth/ go below it)")
-    synth.add_argument("--layout", choices=["mnms", "mnms2", "both"], default="both", help="file layout(s)")
-    synth.add_argument("--subjects", type=int, default=8, help="subjects per layout")
-    synth.add_argument("--seed", type=int, default=0, help="data-set seed (same seed, identical arrays)")
-    synth.add_argument("--size", choices=["tiny", "small", "realistic"], default="tiny",
-                       help="tiny: 64-96 px, 6-8 slices, 8-12 frames; realistic: 192-256 px, 8-14 slices, 20-35 frames")
-    synth.add_argument("--vendors", nargs="+", default=None, metavar="V",
-                       help="vendor profiles to cycle through (A-D as M&Ms, E unseen); default per layout")
-    synth.add_argument("--workers", type=int, default=1, help="parallel processes")
-    synth.add_argument("--quiet", action="store_true", help="no progress bar")
-    synth.set_defaults(handler=_synth)
-
-    prepare = commands.add_parser(
-        "prepare",
-        help="validate and prepare M&Ms / M&Ms-2 downloads (or the phantom) into a memory-mapped store",
-        description="Read MnM/ and MnM2/ as downloaded, check every subject, find ED/ES, crop zero borders, put "
-        "the base at slice 0, compute subject statistics and write per-subject arrays plus a slice index. "
-        "Unchanged subjects are reused; the raw folder is never modified.",
-    )
-    prepare.add_argument("--raw", required=True, help="folder holding MnM/ and/or MnM2/ (or original_data/)")
-    prepare.add_argument("--out", required=True, help="prepared folder (outside the raw folder)")
-    prepare.add_argument("--datasets", nargs="+", choices=["mnms", "mnms2"], default=["mnms", "mnms2"],
-                         help="data sets to prepare")
-    prepare.add_argument("--skip-invalid", action="store_true",
-                         help="leave invalid subjects out (listed in OUT/invalid.csv) instead of failing")
-    prepare.add_argument("--workers", type=int, default=1, help="parallel processes")
-    prepare.add_argument("--quiet", action="store_true", help="no progress bar")
-    prepare.set_defaults(handler=_prepare)
-
-    inspect = commands.add_parser(
-        "inspect", help="count subjects, slices and frames per data-module mode, split part and vendor")
-    inspect.add_argument("--prepared", required=True, help="folder written by `sspcmr prepare`")
-    inspect.add_argument("--split", required=True, help="split YAML with train/valid/test")
-    inspect.add_argument("--train-phases", nargs="+", choices=["ED", "ES"], default=None, help="training phases")
-    inspect.add_argument("--eval-phases", nargs="+", choices=["ED", "ES"], default=None, help="evaluation phases")
-    inspect.add_argument("--subset", type=int, default=None, help="labelled training subset size")
-    inspect.add_argument("--subset-seed", type=int, default=0, help="labelled subset seed")
-    inspect.set_defaults(handler=_inspect)
-
-    splits = commands.add_parser("splits", help="read, show and derive subject split files (reference YAML format)")
-    split_commands = splits.add_subparsers(dest="split_command", required=True)
-    subset = split_commands.add_parser(
-        "subset",
-        help="labelled training subset of a split (reference: legacy NumPy seed + shuffle; nested across sizes)",
-    )
-    subset.add_argument("--base", required=True, help="split YAML with train/valid/test")
-    subset.add_argument("--subjects", type=int, required=True, help="training subjects to keep")
-    subset.add_argument("--seed", type=int, default=0, help="subset seed (the reference used 0, 1, 2)")
-    subset.add_argument("-o", "--output", required=True, help="output YAML")
-    subset.set_defaults(handler=_splits_subset)
-    default = split_commands.add_parser(
-        "default", help="the reference's default split (test, train, valid) of a prepared data set")
-    default.add_argument("--prepared", required=True, help="folder written by `sspcmr prepare`")
-    default.add_argument("--valid-fraction", type=float, default=0.2,
-                         help="validation share of the development pool")
-    default.add_argument("--seed", type=int, default=0, help="validation shuffle seed (reference: 0)")
-    default.add_argument("--test-per-vendor", type=int, default=15, help="M&Ms test subjects per vendor (ref. 15)")
-    default.add_argument("--mm2-test", default="281-360", help="M&Ms-2 test ID range (reference: 281-360)")
-    default.add_argument("--keep-mm2-overlap", action="store_true",
-                         help="keep M&Ms-2 NOR/HCM/LV subjects when both data sets are used (reference: removed)")
-    default.add_argument("-o", "--output", required=True, help="output YAML")
-    default.set_defaults(handler=_splits_default)
-    vendors = split_commands.add_parser(
-        "vendors", help="keep the training and validation subjects of a vendor group (A_B or C_D); test unchanged")
-    vendors.add_argument("--base", required=True, help="split YAML with train/valid/test")
-    vendors.add_argument("--prepared", required=True, help="folder written by `sspcmr prepare` (vendor metadata)")
-    vendors.add_argument("--group", required=True, choices=["A_B", "C_D"], help="vendor group")
-    vendors.add_argument("-o", "--output", required=True, help="output YAML")
-    vendors.set_defaults(handler=_splits_vendors)
-    show = split_commands.add_parser("show", help="print subject counts per part and data set")
-    show.add_argument("files", nargs="+", help="split YAML files")
-    show.set_defaults(handler=_splits_show)
-    return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``sspcmr`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)
-    try:
-        return args.handler(args)
-    except ValueError as error:  # bad arguments or data: one line per problem, no traceback
-        for problem in getattr(error, "problems", None) or [error]:
-            print(f"sspcmr {args.command}: error: {problem}", file=sys.stderr)
-        if getattr(error, "problems", None):
-            print(f"sspcmr {args.command}: {len(error.problems)} invalid subject(s); nothing was written "
-                  "(--skip-invalid leaves them out)", file=sys.stderr)
-        return 2
+def main(args: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sspcmr`` console script (tests call it directly); returns the exit code."""
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv and argv[0] in TRAINING_COMMANDS:
+        lightning_cli(None if args is None else argv)
+        return 0
+    from sspcmr.data_cli import main as data_main
+
+    return data_main(argv)
 
 
 if __name__ == "__main__":

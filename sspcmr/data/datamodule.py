@@ -34,7 +34,7 @@ from sspcmr.transforms.views import Augmenter
 from . import keys as K
 from .datasets import PHASES, SliceDataset, VolumeDataset, collate_slices
 from .prepare.store import PreparedDataset
-from .samplers import ShardSampler, distributed
+from .samplers import EpochShuffleSampler, ShardSampler, distributed
 from .splits import Split, labelled_subset, read_split
 
 Mode = Literal["pretrain", "segment", "volumes"]
@@ -69,6 +69,7 @@ class CineDataModule(L.LightningDataModule):
         centring: training crops centred on the ground-truth circle (``gt``, reference) or on the
             image centre (``image``, for data without labels).
         batch_size: source slices per batch (views multiply the tensor batch).
+        val_batch_size: slices per validation batch (reference baseline 128); None uses ``batch_size``.
         num_workers: data-loader worker processes.
         seed: augmentation seed (each rank draws its own stream from it).
         pin_memory: pin host memory for faster transfer to the GPU.
@@ -92,6 +93,7 @@ class CineDataModule(L.LightningDataModule):
         scale_convention: Literal["monai", "multiplier"] = "monai",
         centring: Literal["gt", "image"] = "gt",
         batch_size: int = 32,
+        val_batch_size: int | None = None,
         num_workers: int = 2,
         seed: int = 0,
         pin_memory: bool = True,
@@ -111,6 +113,7 @@ class CineDataModule(L.LightningDataModule):
         self.eval_phases = list(eval_phases or ["ED", "ES"])
         self.vendors = vendors
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
+        self.val_batch_size = val_batch_size or batch_size
         self.seed = seed
         self.train_augmenter = self._train_augmenter(views, num_views, output_size, output_spacing, scale_convention,
                                                      centring)
@@ -221,17 +224,18 @@ class CineDataModule(L.LightningDataModule):
         dataset = self.datasets[name]
         # Under DDP each rank gets a disjoint share: training drops the remainder (no repeats),
         # evaluation shards without padding (no slice or volume counted twice).
-        sampler = None
+        # Shuffles depend on (seed, epoch) only, so a resumed run replays the uninterrupted order.
+        sampler = EpochShuffleSampler(dataset, self.seed) if shuffle else None
         if distributed():
             sampler = DistributedSampler(dataset, shuffle=shuffle, drop_last=True, seed=self.seed) if drop_last \
                 else ShardSampler(dataset)
-            shuffle = False
         if isinstance(dataset, VolumeDataset):
             return DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=self.num_workers)
         if drop_last and len(dataset) < self.batch_size:
             raise ValueError(f"{name} has {len(dataset)} slices, fewer than batch_size={self.batch_size} "
                              "(the reference drops the last incomplete batch)")
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, sampler=sampler, drop_last=drop_last,
+        batch_size = self.batch_size if drop_last else self.val_batch_size
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
                           num_workers=self.num_workers, collate_fn=collate_slices,
                           pin_memory=self.pin_memory and torch.cuda.is_available(),
                           persistent_workers=self.num_workers > 0)

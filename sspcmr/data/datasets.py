@@ -50,7 +50,7 @@ class SliceDataset(Dataset):
         self._ints = {c: self.rows[c].to_numpy(np.int64) for c in columns}
         self._position = self.rows["position"].to_numpy(np.float32)
         self._flags = {c: self.rows[c].to_numpy(bool) for c in ("is_ed", "is_es")}
-        self._strings = {c: self.rows[c].astype(str).tolist() for c in ("dataset", "subject", "vendor")}
+        self._strings = {c: self.rows[c].astype(str).tolist() for c in ("dataset", "subject", "vendor", "pathology")}
         self._subjects = _subject_arrays(prepared)
 
     def __len__(self) -> int:
@@ -75,7 +75,7 @@ class SliceDataset(Dataset):
             K.IS_ED: torch.tensor(self._flags["is_ed"][i]), K.IS_ES: torch.tensor(self._flags["is_es"][i]),
             K.SUBJECT_INDEX: torch.tensor(s),
             K.DATASET: self._strings["dataset"][i], K.SUBJECT: self._strings["subject"][i],
-            K.VENDOR: self._strings["vendor"][i],
+            K.VENDOR: self._strings["vendor"][i], K.PATHOLOGY: self._strings["pathology"][i],
         }
         if self.with_labels:
             label = np.asarray(self.prepared.labels(s)[self._ints["label_index"][i], z], dtype=np.int64)

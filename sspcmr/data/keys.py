@@ -18,7 +18,7 @@ slice; shapes for a batch of B slices padded to Hc x Wc):
 * ``POSITION``: (B,) float32 relative slice position ``slice / n_slices`` (base 0);
 * ``SLICE`` / ``N_SLICES`` / ``FRAME`` / ``FRAME_FROM_ED`` / ``N_FRAMES``: (B,) int64;
 * ``IS_ED`` / ``IS_ES``: (B,) bool;
-* ``DATASET`` / ``SUBJECT`` / ``VENDOR``: lists of B strings;
+* ``DATASET`` / ``SUBJECT`` / ``VENDOR`` / ``PATHOLOGY``: lists of B strings;
 * ``SUBJECT_INDEX``: (B,) int64 row of the subject in the prepared subject table.
 
 Augmented keys (written by :mod:`sspcmr.transforms` on the device):
@@ -50,6 +50,7 @@ IS_ES = "is_es"
 DATASET = "dataset"
 SUBJECT = "subject"
 VENDOR = "vendor"
+PATHOLOGY = "pathology"
 SUBJECT_INDEX = "subject_index"
 VIEWS = "views"
 THETA = "theta"

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import torch
 import torch.distributed as dist
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 
 def distributed() -> bool:
@@ -36,3 +37,29 @@ class ShardSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A shuffle that depends only on (seed, epoch), like ``DistributedSampler`` on one process.
+
+    With the global RNG, the order after resuming from a checkpoint would differ from an
+    uninterrupted run; Lightning calls ``set_epoch`` at every epoch, so a resumed run replays
+    exactly the same order.
+
+    Args:
+        dataset: the data set to shuffle.
+        seed: base seed of the permutations.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int = 0) -> None:
+        self.size, self.seed, self.epoch = len(dataset), seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size

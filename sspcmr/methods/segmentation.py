@@ -1,0 +1,166 @@
+"""``Segmentation``: the U-Net trained with labels, from scratch (the paper's baseline) or fine-tuned.
+
+Reference recipe (protocol 5.1, 6, 7): 0.5 CE + 0.5 per-slice soft Dice over LV, MYO and RV on all
+six deep-supervision heads weighted by 2^-i; SGD with Nesterov momentum 0.99 and weight decay 3e-5
+on all parameters; learning rate 0.01 from scratch and 0.005 for fine-tuning, polynomial decay
+(power 0.9) per epoch over the run's epochs; fp32; evaluation of the last epoch on whole volumes in
+native space.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+
+from sspcmr.data import keys as K
+from sspcmr.evaluation.native import labels_to_native
+from sspcmr.evaluation.volume import VolumeEvaluator
+from sspcmr.losses import DeepSupervisionLoss, DiceCELoss
+from sspcmr.methods.transfer import TransferMode, load_transfer
+from sspcmr.methods.visuals import log_overlays
+from sspcmr.models import UNet, UNetConfig
+
+
+def slice_dice(pred: torch.Tensor, target: torch.Tensor, classes: tuple[int, ...] = (1, 2, 3)) -> torch.Tensor:
+    """Hard Dice per slice and class (B, C') with the reference's empty rules (both empty: 1, one: 0)."""
+    scores = []
+    for c in classes:
+        p, g = pred == c, target == c
+        inter = (p & g).flatten(1).sum(1).float()
+        total = p.flatten(1).sum(1).float() + g.flatten(1).sum(1).float()
+        scores.append(torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.ones_like(total)))
+    return torch.stack(scores, 1)
+
+
+class Segmentation(L.LightningModule):
+    """U-Net segmentation of LV, MYO and RV with deep supervision.
+
+    Args:
+        channels: U-Net channels per stage (reference: 32, 64, 128, 256, 512, 512, 512).
+        num_heads: deep-supervision heads (reference -1: every decoder stage, 6 for 7 stages).
+        norm: normalisation layer: ``batch`` (reference), ``instance`` or ``none``.
+        num_classes: output classes including background (4).
+        lr: learning rate (reference: 0.01 from scratch, 0.005 for fine-tuning).
+        momentum: SGD momentum (reference 0.99, Nesterov).
+        nesterov: Nesterov momentum.
+        weight_decay: weight decay on all parameters (reference 3e-5, biases and BN included).
+        poly_power: polynomial decay power per epoch over ``trainer.max_epochs`` (reference 0.9).
+        ce_weight: weight of cross-entropy (reference 0.5).
+        dice_weight: weight of the per-slice soft Dice (reference 0.5).
+        deep_supervision: head weighting: ``reference`` (2^-i over all heads) or ``nnunet`` (lowest
+            head dropped).
+        init_from: checkpoint to initialise from (a pretraining run's ``.ckpt`` or an exported backbone
+            ``.pt``); None trains from scratch.
+        transfer: what ``init_from`` provides: ``encoder`` or ``encoder+decoder`` (never the heads).
+        freeze_encoder_epochs: keep the encoder frozen for this many first epochs (reference 0; BN
+            statistics keep updating).
+        log_images: log segmentation overlays of a fixed validation batch to TensorBoard each epoch.
+        results_dir: where ``test`` writes per-volume results and summaries (default: the logger's
+            folder, else ``results/``).
+    """
+
+    def __init__(
+        self,
+        channels: list[int] | None = None,
+        num_heads: int = -1,
+        norm: Literal["batch", "instance", "none"] = "batch",
+        num_classes: int = 4,
+        lr: float = 0.01,
+        momentum: float = 0.99,
+        nesterov: bool = True,
+        weight_decay: float = 3e-5,
+        poly_power: float = 0.9,
+        ce_weight: float = 0.5,
+        dice_weight: float = 0.5,
+        deep_supervision: Literal["reference", "nnunet"] = "reference",
+        init_from: str | None = None,
+        transfer: TransferMode = "encoder",
+        freeze_encoder_epochs: int = 0,
+        log_images: bool = True,
+        results_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        if lr <= 0 or not 0 <= momentum < 1 or weight_decay < 0 or freeze_encoder_epochs < 0:
+            raise ValueError("lr must be > 0, momentum in [0, 1), weight_decay and freeze_encoder_epochs >= 0")
+        self.save_hyperparameters()
+        config = UNetConfig(out_channels=num_classes, num_heads=num_heads, norm=norm,
+                            **({"channels": tuple(channels)} if channels is not None else {}))
+        self.net = UNet(config)
+        self.loss = DeepSupervisionLoss(DiceCELoss(ce_weight=ce_weight, dice_weight=dice_weight),
+                                        num_scales=self.net.num_outputs, weighting=deep_supervision)
+        self.transfer_report = load_transfer(self.net, init_from, transfer) if init_from else None
+        self.evaluator = VolumeEvaluator()
+        self._overlay_batch: dict | None = None
+
+    def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """Logits per head (highest resolution first) for (B, 1, H, W) images."""
+        return self.net(image)
+
+    # -- training ----------------------------------------------------------------------------------
+
+    def on_train_epoch_start(self) -> None:
+        frozen = self.hparams.init_from is not None and self.current_epoch < self.hparams.freeze_encoder_epochs
+        (self.net.freeze_encoder if frozen else self.net.unfreeze_encoder)()
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        out = self.loss(self(batch[K.IMAGE]), batch[K.LABEL])
+        self.log_dict({"train/loss": out.total, "train/ce": out.ce, "train/dice_loss": out.dice},
+                      on_step=False, on_epoch=True, prog_bar=False, batch_size=batch[K.IMAGE].shape[0])
+        self.log("loss", out.total, on_step=True, on_epoch=False, prog_bar=True, logger=False)
+        return out.total
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        outputs = self(batch[K.IMAGE])
+        out = self.loss(outputs, batch[K.LABEL])
+        pred = outputs[0].argmax(1)
+        dice = slice_dice(pred, batch[K.LABEL].argmax(1)).mean(0)
+        size = batch[K.IMAGE].shape[0]
+        self.log_dict({"val/loss": out.total, "val/dice": dice.mean(), "val/dice_LV": dice[0],
+                       "val/dice_MYO": dice[1], "val/dice_RV": dice[2]},
+                      on_epoch=True, prog_bar=False, batch_size=size, sync_dist=True)
+        if batch_idx == 0 and self.hparams.log_images:
+            if self._overlay_batch is None:  # the same slices every epoch, so progress is visible
+                self._overlay_batch = {K.IMAGE: batch[K.IMAGE][:8].detach(), K.LABEL: batch[K.LABEL][:8].detach()}
+            log_overlays(self, self._overlay_batch)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=self.hparams.momentum,
+                                    nesterov=self.hparams.nesterov, weight_decay=self.hparams.weight_decay)
+        epochs = max(1, int(self.trainer.max_epochs or 1)) if self.trainer is not None else 1
+        power = self.hparams.poly_power
+        # PolynomialLR stepped per epoch: lr_e = lr0 (1 - e / E)^0.9 (reference, protocol 6)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: max(0.0, 1 - e / epochs) ** power)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
+
+    # -- evaluation in native space -------------------------------------------------------------
+
+    def on_test_epoch_start(self) -> None:
+        self.evaluator.reset()
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        if K.PHASE not in batch:
+            raise ValueError("test needs whole volumes: use CineDataModule(mode='segment' or 'volumes')")
+        logits = self(batch[K.IMAGE])[0]
+        native = batch[K.NATIVE_LABEL]
+        pred = labels_to_native(logits, batch[K.THETA], batch[K.SIZE], tuple(native.shape[-2:]))
+        height, width = pred.shape[-2:]
+        self.evaluator.add(batch, pred.cpu(), native[:, 0, :height, :width].cpu())
+
+    def on_test_epoch_end(self) -> None:
+        rows = self.evaluator.gather(self.trainer.strategy)
+        if self.trainer.is_global_zero:
+            out = Path(self.hparams.results_dir or self._default_results_dir())
+            summary = self.evaluator.write(rows, out)
+            count = len(rows["volumes"])
+            print(f"\nTest results ({count} volumes, native resolution) -> {out}\n{self.evaluator.table}")
+            for key, value in summary.items():
+                self.log(f"test/{key}", float(value), rank_zero_only=True, sync_dist=False)
+
+    def _default_results_dir(self) -> str:
+        logger = self.logger
+        if logger is not None and getattr(logger, "log_dir", None):
+            return str(Path(logger.log_dir) / "results")
+        return "results"

@@ -15,6 +15,39 @@ from collections.abc import Sequence
 TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
+def _sanity_check_keeps_data_state():
+    """A callback (built here so that importing this module stays light) undoing the sanity check's draws.
+
+    Validation draws from the data module's augmentation generator, so the sanity check of a resumed run
+    would move the restored generator on and the run would no longer replay the uninterrupted one.
+    """
+    import lightning as L
+
+    class SanityCheckKeepsDataState(L.Callback):
+        def on_sanity_check_start(self, trainer, pl_module) -> None:
+            module = trainer.datamodule
+            self._state = None if module is None else module.state_dict()
+
+        def on_sanity_check_end(self, trainer, pl_module) -> None:
+            if trainer.datamodule is not None and self._state:
+                trainer.datamodule.load_state_dict(self._state)
+            self._state = None
+
+    return SanityCheckKeepsDataState()
+
+
+def _find_last_checkpoint(trainer) -> str | None:
+    """The newest ``last.ckpt`` of earlier runs: any version of the loggers, a set dirpath, default_root_dir."""
+    from pathlib import Path
+
+    found = [path for logger in trainer.loggers if getattr(logger, "root_dir", None)
+             for path in Path(logger.root_dir).glob("*/checkpoints/last.ckpt")]
+    found += [path for callback in trainer.checkpoint_callbacks if getattr(callback, "dirpath", None)
+              for path in Path(callback.dirpath).glob("last.ckpt")]
+    found += Path(trainer.default_root_dir).glob("checkpoints/last.ckpt")
+    return str(max(found, key=lambda path: path.stat().st_mtime)) if found else None
+
+
 def lightning_cli(args: Sequence[str] | None, run: bool = True):
     """Build (and by default run) the LightningCLI for ``args`` (None: ``sys.argv``); returns it."""
     import lightning as L
@@ -25,13 +58,24 @@ def lightning_cli(args: Sequence[str] | None, run: bool = True):
 
     trainer_defaults = {
         # The progress bar is Lightning's rich one (rich is a dependency, so Lightning picks it).
+        # ``last.ckpt`` after every epoch (after its validation, if any), so a killed run resumes with
+        # ``--ckpt_path``. (save_last=True with save_top_k=0 writes it only when training ends.)
         "callbacks": [LearningRateMonitor(logging_interval="epoch"),
-                      ModelCheckpoint(save_last=True, save_top_k=0, every_n_epochs=1)],
+                      ModelCheckpoint(filename="last", save_top_k=1, every_n_epochs=1, save_on_train_epoch_end=True,
+                                      enable_version_counter=False),
+                      _sanity_check_keeps_data_state()],
         "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
                    "init_args": {"save_dir": "runs", "name": "sspcmr"}},
         "default_root_dir": "runs",
     }
-    return LightningCLI(
+    class CLI(LightningCLI):
+        def before_fit(self) -> None:
+            # Lightning looks for "last" only in this run's new logger version folder, where there is none.
+            config = self.config_init[self.subcommand]
+            if config.get("ckpt_path") == "last":
+                config["ckpt_path"] = _find_last_checkpoint(self.trainer) or "last"
+
+    return CLI(
         L.LightningModule,
         CineDataModule,
         subclass_mode_model=True,

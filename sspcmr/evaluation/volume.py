@@ -6,7 +6,8 @@ dropped); the rows are gathered to rank 0, checked for duplicates, and written a
 * ``volumes.csv``: one row per (subject, phase): Dice, HD95, ASSD per class (LV, MYO, RV);
 * ``clinical.csv``: one row per subject: LV/RV EDV, ESV, EF and LV mass, predicted, true and errors;
 * ``slices.csv``: slice-level Dice against relative position in the labelled extent;
-* ``summary.csv`` and ``summary.md``, and ``dice_by_position.png`` (see :mod:`sspcmr.evaluation.summary`).
+* ``summary_*.csv`` (overall, by phase, vendor, pathology; clinical), ``summary.txt`` (the printed table) and
+  ``dice_by_position.csv`` / ``.png`` (see :mod:`sspcmr.evaluation.summary`).
 """
 
 from __future__ import annotations

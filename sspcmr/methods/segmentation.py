@@ -85,7 +85,10 @@ class Segmentation(L.LightningModule):
         super().__init__()
         if lr <= 0 or not 0 <= momentum < 1 or weight_decay < 0 or freeze_encoder_epochs < 0:
             raise ValueError("lr must be > 0, momentum in [0, 1), weight_decay and freeze_encoder_epochs >= 0")
-        self.save_hyperparameters()
+        # Run-time options stay out of the saved hyperparameters: `sspcmr test --ckpt_path` re-reads those
+        # from the checkpoint and would otherwise override what the user asks for now.
+        self.save_hyperparameters(ignore=["results_dir", "log_images"])
+        self.results_dir, self.log_images = results_dir, log_images
         config = UNetConfig(out_channels=num_classes, num_heads=num_heads, norm=norm,
                             **({"channels": tuple(channels)} if channels is not None else {}))
         self.net = UNet(config)
@@ -121,7 +124,7 @@ class Segmentation(L.LightningModule):
         self.log_dict({"val/loss": out.total, "val/dice": dice.mean(), "val/dice_LV": dice[0],
                        "val/dice_MYO": dice[1], "val/dice_RV": dice[2]},
                       on_epoch=True, prog_bar=False, batch_size=size, sync_dist=True)
-        if batch_idx == 0 and self.hparams.log_images:
+        if batch_idx == 0 and self.log_images:
             if self._overlay_batch is None:  # the same slices every epoch, so progress is visible
                 self._overlay_batch = {K.IMAGE: batch[K.IMAGE][:8].detach(), K.LABEL: batch[K.LABEL][:8].detach()}
             log_overlays(self, self._overlay_batch)
@@ -129,7 +132,9 @@ class Segmentation(L.LightningModule):
     def configure_optimizers(self):
         optimizer = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=self.hparams.momentum,
                                     nesterov=self.hparams.nesterov, weight_decay=self.hparams.weight_decay)
-        epochs = max(1, int(self.trainer.max_epochs or 1)) if self.trainer is not None else 1
+        epochs = self.trainer.max_epochs
+        if epochs is None or epochs < 1:  # max_steps / max_time runs: the decay would end after epoch 0 (lr 0)
+            raise ValueError(f"the poly learning-rate schedule needs a finite trainer.max_epochs; got {epochs}")
         power = self.hparams.poly_power
         # PolynomialLR stepped per epoch: lr_e = lr0 (1 - e / E)^0.9 (reference, protocol 6)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: max(0.0, 1 - e / epochs) ** power)
@@ -152,7 +157,7 @@ class Segmentation(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         rows = self.evaluator.gather(self.trainer.strategy)
         if self.trainer.is_global_zero:
-            out = Path(self.hparams.results_dir or self._default_results_dir())
+            out = Path(self.results_dir or self._default_results_dir())
             summary = self.evaluator.write(rows, out)
             count = len(rows["volumes"])
             print(f"\nTest results ({count} volumes, native resolution) -> {out}\n{self.evaluator.table}")

@@ -18,6 +18,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from sspcmr.models.unet import REFERENCE_HEAD_PREFIX
+
 TransferMode = Literal["encoder", "encoder+decoder"]
 MANIFEST_KEY = "sspcmr_manifest"
 PARTS: dict[str, tuple[str, ...]] = {"encoder": ("encoder.",), "encoder+decoder": ("encoder.", "decoder.")}
@@ -74,8 +76,10 @@ def load_transfer(net: nn.Module, path: str | Path, mode: TransferMode = "encode
     target = net.state_dict()
     parts = PARTS[mode]
     wanted = {k: v for k, v in target.items() if k.startswith(parts)}
+    # Reference-named sources keep their heads under decoder.output_convs.*: heads, never loaded.
     given = {k[len(prefix):]: v for k, v in source.items()
-             if k.startswith(prefix) and k[len(prefix):].startswith(parts)}
+             if k.startswith(prefix) and k[len(prefix):].startswith(parts)
+             and not k[len(prefix):].startswith(REFERENCE_HEAD_PREFIX)}
     missing = sorted(set(wanted) - set(given))
     unexpected = sorted(set(given) - set(wanted))
     shapes = sorted(k for k in set(wanted) & set(given) if tuple(wanted[k].shape) != tuple(given[k].shape))

@@ -24,6 +24,8 @@ def _sanity_check_keeps_data_state():
     import lightning as L
 
     class SanityCheckKeepsDataState(L.Callback):
+        _state: dict | None = None
+
         def on_sanity_check_start(self, trainer, pl_module) -> None:
             module = trainer.datamodule
             self._state = None if module is None else module.state_dict()
@@ -68,6 +70,7 @@ def lightning_cli(args: Sequence[str] | None, run: bool = True):
                    "init_args": {"save_dir": "runs", "name": "sspcmr"}},
         "default_root_dir": "runs",
     }
+
     class CLI(LightningCLI):
         def before_fit(self) -> None:
             # Lightning looks for "last" only in this run's new logger version folder, where there is none.

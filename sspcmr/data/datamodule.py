@@ -120,6 +120,7 @@ class CineDataModule(L.LightningDataModule):
         self.eval_augmenter = presets.evaluation(output_size=output_size, output_spacing=output_spacing)
         # Created in setup(): a torch.Generator cannot cross torch.multiprocessing (ddp_spawn).
         self.generator: torch.Generator | None = None
+        self.eval_generator: torch.Generator | None = None
         self.prepared: PreparedDataset | None = None
         self.split: Split | None = None
         self.datasets: dict[str, torch.utils.data.Dataset] = {}
@@ -204,6 +205,7 @@ class CineDataModule(L.LightningDataModule):
         # Each rank draws its own augmentation stream; the same seed repeats a run exactly.
         rank = self.trainer.global_rank if self.trainer is not None else 0
         self.generator = torch.Generator().manual_seed(self.seed + 100_003 * rank)
+        self.eval_generator = torch.Generator().manual_seed(self.seed + 100_003 * rank + 1)
         labelled = self.mode != "pretrain"
         if self.mode == "volumes":
             self.datasets = {"test": VolumeDataset(self.prepared, self.volume_items("test")),
@@ -255,17 +257,25 @@ class CineDataModule(L.LightningDataModule):
     # -- device-side augmentation --------------------------------------------------------------
 
     def augment(self, batch: dict, training: bool) -> dict:
-        """Resample and augment a native batch (training recipe, or the evaluation resampling)."""
+        """Resample and augment a native batch (training recipe, or the evaluation resampling).
+
+        Training draws from ``generator``; validation, testing and prediction from a separate
+        ``eval_generator``, so how often one validates never changes the training augmentation.
+        """
         if self.generator is None:
             self.generator = torch.Generator().manual_seed(self.seed)
+        if self.eval_generator is None:
+            self.eval_generator = torch.Generator().manual_seed(self.seed + 1)
         if K.PHASE in batch:  # a whole volume for evaluation: keep the native labels to score against
-            out = self.eval_augmenter(batch, self.generator)
+            out = self.eval_augmenter(batch, self.eval_generator)
             out[K.NATIVE_LABEL] = batch[K.LABEL]
             return out
-        if training or (self.mode == "pretrain"):
-            # SSP validation losses are computed on augmented views, as in the reference.
+        if training:
             return self.train_augmenter(batch, self.generator)
-        return self.eval_augmenter(batch, self.generator)
+        if self.mode == "pretrain":
+            # SSP validation losses are computed on augmented views, as in the reference.
+            return self.train_augmenter(batch, self.eval_generator)
+        return self.eval_augmenter(batch, self.eval_generator)
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         trainer = self.trainer

@@ -54,6 +54,15 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from sspcmr.evaluation.evaluate import evaluate_checkpoint
+
+    evaluate_checkpoint(args.ckpt, args.prepared, args.split, args.out, eval_phases=args.eval_phases,
+                        output_size=args.output_size, output_spacing=args.output_spacing,
+                        accelerator=args.accelerator, devices=args.devices, num_workers=args.workers)
+    return 0
+
+
 def _splits_default(args: argparse.Namespace) -> int:
     from sspcmr.data.prepare import PreparedDataset
     from sspcmr.data.splits import default_split, write_split
@@ -150,6 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--subset", type=int, default=None, help="labelled training subset size")
     inspect.add_argument("--subset-seed", type=int, default=0, help="labelled subset seed")
     inspect.set_defaults(handler=_inspect)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score a segmentation checkpoint on the test subjects in native space (docs/evaluation.md)")
+    evaluate.add_argument("--ckpt", required=True, help="Segmentation checkpoint (.ckpt)")
+    evaluate.add_argument("--prepared", required=True, help="folder written by `sspcmr prepare`")
+    evaluate.add_argument("--split", required=True, help="split YAML; its test part is scored")
+    evaluate.add_argument("--out", required=True, help="results folder (volumes.csv, summaries, plots)")
+    evaluate.add_argument("--eval-phases", nargs="+", choices=["ED", "ES"], default=None, help="phases to score")
+    evaluate.add_argument("--output-size", type=int, default=None, help="network grid (default: as trained)")
+    evaluate.add_argument("--output-spacing", type=float, default=None, help="grid spacing mm (default: as trained)")
+    evaluate.add_argument("--accelerator", default="auto", help="Lightning accelerator")
+    evaluate.add_argument("--devices", default="1", help="Lightning devices")
+    evaluate.add_argument("--workers", type=int, default=2, help="data-loader workers")
+    evaluate.set_defaults(handler=_evaluate)
 
     splits = commands.add_parser("splits", help="read, show and derive subject split files (reference YAML format)")
     split_commands = splits.add_subparsers(dest="split_command", required=True)

@@ -63,6 +63,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _segment(args: argparse.Namespace) -> int:
+    from sspcmr.evaluation.evaluate import segment_files
+
+    for path in segment_files(args.ckpt, args.input, args.out, device=args.device):
+        print(f"wrote {path}")
+    return 0
+
+
 def _splits_default(args: argparse.Namespace) -> int:
     from sspcmr.data.prepare import PreparedDataset
     from sspcmr.data.splits import default_split, write_split
@@ -173,6 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--devices", default="1", help="Lightning devices")
     evaluate.add_argument("--workers", type=int, default=2, help="data-loader workers")
     evaluate.set_defaults(handler=_evaluate)
+
+    segment = commands.add_parser(
+        "segment", help="segment plain 3D/4D short-axis NIfTI files with a checkpoint (output on the input's grid)")
+    segment.add_argument("--ckpt", required=True, help="Segmentation checkpoint (.ckpt)")
+    segment.add_argument("--input", nargs="+", required=True, help="NIfTI files (3D volume or 4D cine)")
+    segment.add_argument("--out", required=True, help="output folder (<name>_pred.nii.gz per input)")
+    segment.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    segment.set_defaults(handler=_segment)
 
     splits = commands.add_parser("splits", help="read, show and derive subject split files (reference YAML format)")
     split_commands = splits.add_subparsers(dest="split_command", required=True)

@@ -1,10 +1,49 @@
-"""``sspcmr evaluate``: score a segmentation checkpoint on prepared data in native space."""
+"""``sspcmr evaluate`` (score a checkpoint on prepared data in native space) and ``sspcmr segment``
+(segment plain NIfTI files with a checkpoint)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+
+
+def _read_checkpoint(path: Path) -> dict:
+    if not path.is_file():
+        raise ValueError(f"checkpoint {path} does not exist")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # corrupt or foreign files raise many types
+        raise ValueError(f"cannot read checkpoint {path} ({error})") from None
+    if not isinstance(content, dict) or "state_dict" not in content:
+        raise ValueError(f"{path} is not a Lightning checkpoint")
+    return content
+
+
+def segment_files(ckpt: str | Path, inputs: list[str | Path], out: str | Path, device: str = "cpu") -> list[Path]:
+    """Segment plain 3D / 4D short-axis NIfTI files with a Segmentation checkpoint.
+
+    Each output ``<out>/<name>_pred.nii.gz`` has its input's exact shape and affine; the network grid
+    is the one the checkpoint was trained with.
+    """
+    from sspcmr.methods import Segmentation
+
+    from .predict import predict_nifti
+
+    path = Path(ckpt)
+    trained = _read_checkpoint(path).get("datamodule_hyper_parameters", {})
+    try:
+        model = Segmentation.load_from_checkpoint(path, map_location="cpu", log_images=False)
+    except (KeyError, TypeError, RuntimeError) as error:
+        raise ValueError(f"{path} is not a Segmentation checkpoint ({error})") from None
+    written = []
+    for item in inputs:
+        source = Path(item)
+        stem = source.name.removesuffix(".gz").removesuffix(".nii")
+        target = Path(out) / f"{stem}_pred.nii.gz"
+        written.append(predict_nifti(model, source, target, output_size=trained.get("output_size", 256),
+                                     output_spacing=trained.get("output_spacing", 1.25), device=device))
+    return written
 
 
 def evaluate_checkpoint(ckpt: str | Path, prepared: str | Path, split: str | Path, out: str | Path,
@@ -26,13 +65,7 @@ def evaluate_checkpoint(ckpt: str | Path, prepared: str | Path, split: str | Pat
     from sspcmr.methods import Segmentation
 
     path = Path(ckpt)
-    if not path.is_file():
-        raise ValueError(f"checkpoint {path} does not exist")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # corrupt or foreign files raise many types
-        raise ValueError(f"cannot read checkpoint {path} ({error})") from None
-    trained = content.get("datamodule_hyper_parameters", {}) if isinstance(content, dict) else {}
+    trained = _read_checkpoint(path).get("datamodule_hyper_parameters", {})
     data = CineDataModule(
         str(prepared), str(split), mode="segment", eval_phases=eval_phases,
         output_size=output_size or trained.get("output_size", 256),

@@ -164,6 +164,32 @@ class Segmentation(L.LightningModule):
             for key, value in summary.items():
                 self.log(f"test/{key}", float(value), rank_zero_only=True, sync_dist=False)
 
+    # -- prediction ----------------------------------------------------------------------------
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        """Labels of one whole (subject, phase) volume on the prepared (native, border-cropped) grid.
+
+        Returns ``{"dataset", "subject", "phase", "subject_index", "labels"}`` with ``labels`` a (Z, H, W)
+        uint8 CPU tensor (head 0, the inverse of the evaluation resampling, argmax; as ``test_step``);
+        :class:`sspcmr.evaluation.writer.NiftiPredictionWriter` writes them on the raw cine's grid.
+        """
+        if K.PHASE not in batch:
+            raise ValueError("predict needs whole volumes: use CineDataModule(mode='segment' or 'volumes')")
+        logits = self(batch[K.IMAGE])[0]
+        size = batch[K.SIZE]
+        # The slices of one volume share their native size; the canvas the resampling saw is the native
+        # labels' shape where the batch kept them, else that size (a volume's slices need no padding).
+        native = batch.get(K.NATIVE_LABEL)
+        padded = tuple(native.shape[-2:]) if native is not None else tuple(int(v) for v in size[0])
+        pred = labels_to_native(logits, batch[K.THETA], size, padded)
+        return {
+            "dataset": str(batch[K.DATASET][0]),
+            "subject": str(batch[K.SUBJECT][0]),
+            "phase": str(batch[K.PHASE]),
+            "subject_index": int(batch[K.SUBJECT_INDEX][0]),
+            "labels": pred.to(torch.uint8).cpu(),
+        }
+
     def _default_results_dir(self) -> str:
         logger = self.logger
         if logger is not None and getattr(logger, "log_dir", None):

@@ -57,3 +57,16 @@ def test_evaluate_bad_checkpoint_is_one_line(prepared_tiny, tmp_path, capsys):
                  "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "bad.ckpt" in err and "Traceback" not in err
+
+
+def test_segment_writes_labels_on_the_input_grid(tiny_dataset, checkpoint, tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    path, _ = checkpoint
+    raw = sorted((tiny_dataset[0] / "MnM2" / "dataset").glob("*/*_SA_CINE.nii.gz"))[0]
+    assert main(["segment", "--ckpt", str(path), "--input", str(raw), "--out", str(tmp_path)]) == 0
+    written = nib.load(tmp_path / raw.name.replace(".nii.gz", "_pred.nii.gz"))
+    source = nib.load(raw)
+    assert written.shape == source.shape and np.allclose(written.affine, source.affine)
+    assert written.get_data_dtype() == np.uint8 and set(np.unique(np.asarray(written.dataobj))) <= {0, 1, 2, 3}

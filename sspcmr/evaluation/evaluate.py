@@ -5,16 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 
 def _read_checkpoint(path: Path) -> dict:
-    if not path.is_file():
-        raise ValueError(f"checkpoint {path} does not exist")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # corrupt or foreign files raise many types
-        raise ValueError(f"cannot read checkpoint {path} ({error})") from None
+    from sspcmr.methods.transfer import load_file
+
+    content = load_file(path, "--ckpt")
     if not isinstance(content, dict) or "state_dict" not in content:
         raise ValueError(f"{path} is not a Lightning checkpoint")
     return content

@@ -44,15 +44,22 @@ def _summarise(keys: list[str]) -> str:
     return ", ".join(f"{p}.*" for p in parts) or "none"
 
 
+def load_file(path: str | Path, context: str) -> object:
+    """``torch.load`` on the CPU with one-line errors (``context`` names the option) for missing,
+    truncated or foreign files."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{context}: {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch raises many types for corrupt files
+        raise ValueError(f"{context}: cannot read {path} as a PyTorch checkpoint ({error})") from None
+
+
 def read_source(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     """The state dict and U-Net prefix of a checkpoint or exported backbone file."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"init_from: {path} does not exist")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # torch raises many types for corrupt files
-        raise ValueError(f"init_from: cannot read {path} as a PyTorch checkpoint ({error})") from None
+    content = load_file(path, "init_from")
     if isinstance(content, dict) and "state_dict" in content:
         manifest = content.get(MANIFEST_KEY)
         if not isinstance(manifest, dict) or "prefix" not in manifest:

@@ -4,7 +4,8 @@
   (``--model.class_path``, or a YAML config from ``configs/``) and :class:`CineDataModule`, with
   ``--print_config``, the resolved config saved with every run, TensorBoard logging, the rich
   progress bar and checkpoints that resume a killed run (``--ckpt_path last``).
-* ``sspcmr synth | prepare | splits | inspect ...``: the data commands (:mod:`sspcmr.data_cli`).
+* ``sspcmr synth | prepare | splits | inspect | evaluate | segment ...``: plain commands
+  (:mod:`sspcmr.data_cli`).
 """
 
 from __future__ import annotations
@@ -13,29 +14,6 @@ import sys
 from collections.abc import Sequence
 
 TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
-
-
-def _sanity_check_keeps_data_state():
-    """A callback (built here so that importing this module stays light) undoing the sanity check's draws.
-
-    Validation draws from the data module's augmentation generator, so the sanity check of a resumed run
-    would move the restored generator on and the run would no longer replay the uninterrupted one.
-    """
-    import lightning as L
-
-    class SanityCheckKeepsDataState(L.Callback):
-        _state: dict | None = None
-
-        def on_sanity_check_start(self, trainer, pl_module) -> None:
-            module = trainer.datamodule
-            self._state = None if module is None else module.state_dict()
-
-        def on_sanity_check_end(self, trainer, pl_module) -> None:
-            if trainer.datamodule is not None and self._state:
-                trainer.datamodule.load_state_dict(self._state)
-            self._state = None
-
-    return SanityCheckKeepsDataState()
 
 
 def _find_last_checkpoint(trainer) -> str | None:
@@ -64,8 +42,7 @@ def lightning_cli(args: Sequence[str] | None, run: bool = True):
         # ``--ckpt_path``. (save_last=True with save_top_k=0 writes it only when training ends.)
         "callbacks": [LearningRateMonitor(logging_interval="epoch"),
                       ModelCheckpoint(filename="last", save_top_k=1, every_n_epochs=1, save_on_train_epoch_end=True,
-                                      enable_version_counter=False),
-                      _sanity_check_keeps_data_state()],
+                                      enable_version_counter=False)],
         "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
                    "init_args": {"save_dir": "runs", "name": "sspcmr"}},
         "default_root_dir": "runs",

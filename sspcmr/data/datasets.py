@@ -125,17 +125,23 @@ class VolumeDataset(Dataset):
         for _, phase in self.items:
             if phase not in PHASES:
                 raise ValueError(f"phase must be ED or ES; got {phase!r}")
-        self._slices = prepared.slices.set_index(["subject_index", "label_index"]).sort_index()
+        # One slice dataset over every labelled slice, ordered by (subject, phase, slice); an item is a
+        # contiguous run of it, so nothing is rebuilt per volume.
+        labelled = prepared.slices[prepared.slices["labelled"]]
+        labelled = labelled.sort_values(["subject_index", "label_index", "slice"])
+        self._slices = SliceDataset(prepared, labelled, with_labels=True)
+        keys = list(zip(self._slices.rows["subject_index"], self._slices.rows["label_index"], strict=True))
+        self._runs: dict[tuple[int, int], range] = {}
+        for position, key in enumerate(keys):
+            run = self._runs.get(key)
+            self._runs[key] = range(position, position + 1) if run is None else range(run.start, position + 1)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict:
         subject, phase = self.items[i]
-        rows = self._slices.loc[(subject, PHASES[phase])].reset_index()
-        rows = rows.sort_values("slice")
-        slices = SliceDataset(self.prepared, rows, with_labels=True)
-        batch = collate_slices([slices[j] for j in range(len(slices))])
+        batch = collate_slices([self._slices[j] for j in self._runs[(subject, PHASES[phase])]])
         batch[K.PHASE] = phase
         meta = self.prepared.meta(subject)
         batch[K.AFFINE] = torch.tensor(meta["affine"], dtype=torch.float64)

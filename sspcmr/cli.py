@@ -4,7 +4,7 @@
   (``--model.class_path``, or a YAML config from ``configs/``) and :class:`CineDataModule`, with
   ``--print_config``, the resolved config saved with every run, TensorBoard logging, the rich
   progress bar and checkpoints that resume a killed run (``--ckpt_path last``).
-* ``sspcmr synth | prepare | splits | inspect | evaluate | segment ...``: plain commands
+* ``sspcmr synth | prepare | splits | inspect | evaluate | segment | export-backbone ...``: plain commands
   (:mod:`sspcmr.data_cli`).
 """
 
@@ -34,6 +34,7 @@ def lightning_cli(args: Sequence[str] | None, run: bool = True):
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
+    import sspcmr.methods  # noqa: F401  (registers the methods, so --model SimCLR works without a class path)
     from sspcmr.data.datamodule import CineDataModule
 
     trainer_defaults = {

@@ -71,6 +71,27 @@ def _segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from sspcmr.evaluation.compare import compare_runs, format_comparison
+
+    runs = {}
+    for item in args.runs:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise ValueError(f"runs are NAME=RESULTS_DIR; got {item!r}")
+        runs[name] = folder
+    print(format_comparison(compare_runs(runs)))
+    return 0
+
+
+def _export_backbone(args: argparse.Namespace) -> int:
+    from sspcmr.methods.export import export_backbone
+
+    out = export_backbone(args.ckpt, args.out, parts=args.parts)
+    print(f"wrote {out} (reference key names) and {out.name}.json (manifest)")
+    return 0
+
+
 def _splits_default(args: argparse.Namespace) -> int:
     from sspcmr.data.prepare import PreparedDataset
     from sspcmr.data.splits import default_split, write_split
@@ -189,6 +210,21 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--out", required=True, help="output folder (<name>_pred.nii.gz per input)")
     segment.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     segment.set_defaults(handler=_segment)
+
+    compare = commands.add_parser(
+        "compare", help="print test results of several runs side by side (mean ± std over volumes)")
+    compare.add_argument("runs", nargs="+", metavar="NAME=RESULTS_DIR",
+                         help="results folders written by `sspcmr test` / `sspcmr evaluate`")
+    compare.set_defaults(handler=_compare)
+
+    export = commands.add_parser(
+        "export-backbone", help="write a checkpoint's transferable U-Net weights as a plain state dict with the "
+        "reference key names (encoder.*, decoder.*)")
+    export.add_argument("ckpt", help="checkpoint of any sspcmr method (.ckpt)")
+    export.add_argument("-o", "--out", required=True, help="output file (.pt); the manifest goes to OUT.json")
+    export.add_argument("--parts", choices=["auto", "encoder", "encoder+decoder", "all"], default="auto",
+                        help="auto: what the method transfers (encoder; encoder+decoder for MIM); all: also heads")
+    export.set_defaults(handler=_export_backbone)
 
     splits = commands.add_parser("splits", help="read, show and derive subject split files (reference YAML format)")
     split_commands = splits.add_subparsers(dest="split_command", required=True)

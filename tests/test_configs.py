@@ -49,7 +49,10 @@ def portable_overrides(config: Path, root: Path) -> list[str]:
 
 
 def test_the_known_configs_are_discovered() -> None:
-    assert {"segmentation/baseline.yaml", "segmentation/finetune.yaml", "demo/segmentation.yaml"} <= set(IDS)
+    expected = {"segmentation/baseline.yaml", "segmentation/finetune.yaml", "demo/scratch.yaml", "demo/mim.yaml",
+                "demo/finetune-mim.yaml", "pretrain/simclr.yaml", "pretrain/pcl.yaml", "pretrain/dino.yaml",
+                "pretrain/mim.yaml"}
+    assert expected <= set(IDS)
     # Fragments without a model (e.g. trainer/ or data/ presets) are not runnable on their own.
     assert all("model" in values(path) for path in CONFIG_PATHS)
 

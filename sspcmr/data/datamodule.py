@@ -121,6 +121,7 @@ class CineDataModule(L.LightningDataModule):
         # Created in setup(): a torch.Generator cannot cross torch.multiprocessing (ddp_spawn).
         self.generator: torch.Generator | None = None
         self.eval_generator: torch.Generator | None = None
+        self._eval_epoch: tuple | None = None
         self.prepared: PreparedDataset | None = None
         self.split: Split | None = None
         self.datasets: dict[str, torch.utils.data.Dataset] = {}
@@ -200,10 +201,13 @@ class CineDataModule(L.LightningDataModule):
         """(subject index, phase) pairs of a split part over ``eval_phases``."""
         return [(i, p) for i in self.subject_indices(part) for p in self.eval_phases]
 
+    def _rank(self) -> int:
+        return self.trainer.global_rank if self.trainer is not None else 0
+
     def setup(self, stage: str | None = None) -> None:
         self._load()
         # Each rank draws its own augmentation stream; the same seed repeats a run exactly.
-        rank = self.trainer.global_rank if self.trainer is not None else 0
+        rank = self._rank()
         self.generator = torch.Generator().manual_seed(self.seed + 100_003 * rank)
         self.eval_generator = torch.Generator().manual_seed(self.seed + 100_003 * rank + 1)
         labelled = self.mode != "pretrain"
@@ -211,9 +215,15 @@ class CineDataModule(L.LightningDataModule):
             self.datasets = {"test": VolumeDataset(self.prepared, self.volume_items("test")),
                              "val": VolumeDataset(self.prepared, self.volume_items("valid"))}
             return
+        valid = self.slice_rows("valid")
+        if not labelled:
+            # SSP validation losses contrast the slices of a batch: in stored order a batch would hold the
+            # frames of one subject (near-duplicate negatives, nearly all PCL positives). The reference
+            # shuffles; a fixed shuffle keeps every epoch's validation batches the same.
+            valid = valid.sample(frac=1.0, random_state=self.seed)
         self.datasets = {
             "train": SliceDataset(self.prepared, self.slice_rows("train"), with_labels=labelled),
-            "val": SliceDataset(self.prepared, self.slice_rows("valid"), with_labels=labelled),
+            "val": SliceDataset(self.prepared, valid, with_labels=labelled),
         }
         if self.mode == "segment":
             self.datasets["test"] = VolumeDataset(self.prepared, self.volume_items("test"))
@@ -273,7 +283,13 @@ class CineDataModule(L.LightningDataModule):
         if training:
             return self.train_augmenter(batch, self.generator)
         if self.mode == "pretrain":
-            # SSP validation losses are computed on augmented views, as in the reference.
+            # SSP validation losses are computed on augmented views, as in the reference. The draws restart
+            # at every validation epoch, so epochs see the same views and their losses are comparable.
+            trainer = self.trainer
+            epoch = (trainer.current_epoch, trainer.sanity_checking) if trainer is not None else None
+            if epoch != self._eval_epoch:
+                self._eval_epoch = epoch
+                self.eval_generator.manual_seed(self.seed + 100_003 * self._rank() + 1)
             return self.train_augmenter(batch, self.eval_generator)
         return self.eval_augmenter(batch, self.eval_generator)
 

@@ -1,10 +1,14 @@
 """Lightning-free loss modules.
 
 ``segmentation``: :class:`DiceCELoss`, the reference baseline soft Dice + cross-entropy (protocol 5.1);
-``deep_supervision``: :class:`DeepSupervisionLoss`, its 2^−i weighted sum over the U-Net heads.
+``deep_supervision``: :class:`DeepSupervisionLoss`, its 2^−i weighted sum over the U-Net heads;
+``contrastive``: :class:`PositionalContrastiveLoss`, PCL's threshold-positive SupCon loss (protocol 5.3);
+``masking``: :class:`PatchMasker` and :func:`masked_mse`, masked image modelling (protocol 5.4).
 """
 
+from sspcmr.losses.contrastive import PositionalContrastiveLoss
 from sspcmr.losses.deep_supervision import DeepSupervisionLoss, deep_supervision_weights
+from sspcmr.losses.masking import PatchMasker, masked_mse
 from sspcmr.losses.segmentation import DiceCELoss, SegmentationLossOutput
 
 __all__ = [
@@ -12,4 +16,7 @@ __all__ = [
     "deep_supervision_weights",
     "DiceCELoss",
     "SegmentationLossOutput",
+    "PositionalContrastiveLoss",
+    "PatchMasker",
+    "masked_mse",
 ]

@@ -9,17 +9,26 @@ native space.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 
 from sspcmr.data import keys as K
+from sspcmr.data.atomic import atomic_write_bytes
 from sspcmr.evaluation.native import labels_to_native
 from sspcmr.evaluation.volume import VolumeEvaluator
 from sspcmr.losses import DeepSupervisionLoss, DiceCELoss
-from sspcmr.methods.transfer import TransferMode, load_transfer
+from sspcmr.methods.transfer import (
+    MANIFEST_KEY,
+    TransferMode,
+    build_manifest,
+    check_preprocessing,
+    load_transfer,
+)
 from sspcmr.methods.visuals import log_overlays
 from sspcmr.models import UNet, UNetConfig
 
@@ -55,6 +64,8 @@ class Segmentation(L.LightningModule):
         init_from: checkpoint to initialise from (a pretraining run's ``.ckpt`` or an exported backbone
             ``.pt``); None trains from scratch.
         transfer: what ``init_from`` provides: ``encoder`` or ``encoder+decoder`` (never the heads).
+        check_preprocessing: refuse to fine-tune when the data module resamples to another output size or
+            spacing than the pretraining run recorded in its manifest.
         freeze_encoder_epochs: keep the encoder frozen for this many first epochs (reference 0; BN
             statistics keep updating).
         log_images: log segmentation overlays of a fixed validation batch to TensorBoard each epoch.
@@ -78,6 +89,7 @@ class Segmentation(L.LightningModule):
         deep_supervision: Literal["reference", "nnunet"] = "reference",
         init_from: str | None = None,
         transfer: TransferMode = "encoder",
+        check_preprocessing: bool = True,
         freeze_encoder_epochs: int = 0,
         log_images: bool = True,
         results_dir: str | None = None,
@@ -101,6 +113,36 @@ class Segmentation(L.LightningModule):
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
         """Logits per head (highest resolution first) for (B, 1, H, W) images."""
         return self.net(image)
+
+    # -- transfer and manifest ---------------------------------------------------------------------
+
+    def _preprocessing(self) -> dict | None:
+        data = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if data is None or not hasattr(data, "hparams") or "output_size" not in data.hparams:
+            return None
+        return {"output_size": int(data.hparams.output_size), "output_spacing": float(data.hparams.output_spacing)}
+
+    def setup(self, stage: str) -> None:
+        report = self.transfer_report
+        if report is None:
+            return
+        pre = self._preprocessing()
+        if report.manifest is not None and pre is not None and self.hparams.check_preprocessing:
+            check_preprocessing(report.manifest, pre["output_size"], pre["output_spacing"], report.source)
+        if stage == "fit":
+            rank_zero_info(str(report))
+
+    def on_fit_start(self) -> None:
+        # The report goes next to the run's logs so a reader can see what the fine-tuning started from.
+        report, logger = self.transfer_report, self.logger
+        if report is not None and self.trainer.is_global_zero and getattr(logger, "log_dir", None):
+            text = json.dumps(report.to_dict(), indent=1)
+            atomic_write_bytes(Path(logger.log_dir) / "transfer.json", lambda tmp: tmp.write_text(text))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # A fine-tuned or scratch U-Net can itself be transferred (encoder and decoder; never its heads).
+        checkpoint[MANIFEST_KEY] = build_manifest("segmentation", "net.", ("encoder", "decoder"), self.net.config,
+                                                  self._preprocessing())
 
     # -- training ----------------------------------------------------------------------------------
 

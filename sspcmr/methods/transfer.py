@@ -11,18 +11,97 @@ error naming the keys.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from sspcmr.models.unet import REFERENCE_HEAD_PREFIX
+from sspcmr.models.unet import REFERENCE_HEAD_PREFIX, UNetConfig
 
 TransferMode = Literal["encoder", "encoder+decoder"]
 MANIFEST_KEY = "sspcmr_manifest"
+MANIFEST_VERSION = 1
 PARTS: dict[str, tuple[str, ...]] = {"encoder": ("encoder.",), "encoder+decoder": ("encoder.", "decoder.")}
+# Architecture fields that must agree for weights to mean the same thing (out_channels and num_heads only
+# shape the heads, which never transfer).
+ARCHITECTURE_FIELDS = ("in_channels", "channels", "norm", "negative_slope")
+# What the images looked like to the pretrained network (sspcmr's only intensity normalisation is the
+# subject-level z-score over the whole 4D cine, reference protocol 2.2).
+NORMALISATION = "subject z-score over the 4D cine"
+
+
+def build_manifest(method: str, prefix: str, transferable: tuple[str, ...], unet: UNetConfig,
+                   preprocessing: dict[str, Any] | None) -> dict[str, Any]:
+    """The manifest stored under ``sspcmr_manifest`` in every sspcmr checkpoint.
+
+    Args:
+        method: the method's name (``simclr``, ``pcl``, ``dino``, ``mim``, ``segmentation``).
+        prefix: where the U-Net's ``encoder.`` (and ``decoder.``) keys live in the checkpoint's state dict.
+        transferable: the parts a fine-tuning may take, ``("encoder",)`` or ``("encoder", "decoder")``.
+        unet: the network's configuration.
+        preprocessing: output size and spacing the network saw (None when unknown, e.g. no data module).
+    """
+    from sspcmr import __version__
+
+    unet_fields = dataclasses.asdict(unet)
+    unet_fields["channels"] = list(unet.channels)
+    return {"version": MANIFEST_VERSION, "sspcmr": __version__, "method": method, "prefix": prefix,
+            "transferable": list(transferable), "unet": unet_fields,
+            "preprocessing": None if preprocessing is None else {"normalisation": NORMALISATION, **preprocessing}}
+
+
+def check_manifest(manifest: dict[str, Any], unet: UNetConfig, mode: str, path: str | Path) -> None:
+    """Refuse a transfer the source cannot provide or an architecture that differs, with the fix to apply."""
+    transferable = manifest.get("transferable")
+    wanted = PARTS[mode]
+    if transferable is not None and not all(part.rstrip(".") in transferable for part in wanted):
+        method = manifest.get("method", "this method")
+        raise ValueError(f"init_from: {path} ({method}) provides only {'+'.join(transferable)}; "
+                         f"use --model.transfer {'+'.join(transferable)} instead of {mode}")
+    source = manifest.get("unet")
+    if not isinstance(source, dict):
+        return
+    own = dataclasses.asdict(unet)
+    own["channels"] = list(unet.channels)
+    differ = [(name, source.get(name), own[name]) for name in ARCHITECTURE_FIELDS
+              if name in source and _normal(source[name]) != _normal(own[name])]
+    if differ:
+        fixes = " ".join(f"--model.{name} {_cli(value)}" for name, value, _ in differ if name != "in_channels")
+        details = "; ".join(f"{name}: pretrained {value!r}, here {mine!r}" for name, value, mine in differ)
+        raise ValueError(f"init_from: {path} was pretrained with another U-Net ({details}). "
+                         f"Build the same network{': ' + fixes if fixes else ''}")
+
+
+def check_preprocessing(manifest: dict[str, Any], output_size: int, output_spacing: float,
+                        path: str | Path) -> None:
+    """Refuse fine-tuning on images resampled differently from pretraining (features are scale-specific)."""
+    source = manifest.get("preprocessing")
+    if not isinstance(source, dict):
+        return
+    differ = []
+    if "output_spacing" in source and abs(float(source["output_spacing"]) - float(output_spacing)) > 1e-6:
+        differ.append(("output_spacing", source["output_spacing"], output_spacing))
+    if "output_size" in source and int(source["output_size"]) != int(output_size):
+        differ.append(("output_size", source["output_size"], output_size))
+    if source.get("normalisation", NORMALISATION) != NORMALISATION:
+        raise ValueError(f"init_from: {path} was pretrained with normalisation {source['normalisation']!r}, "
+                         f"sspcmr fine-tunes with {NORMALISATION!r}")
+    if differ:
+        details = "; ".join(f"{name}: pretrained {value}, here {mine}" for name, value, mine in differ)
+        fixes = " ".join(f"--data.{name} {value}" for name, value, _ in differ)
+        raise ValueError(f"init_from: {path} was pretrained on other images ({details}). Use {fixes}, or pass "
+                         "--model.check_preprocessing false to fine-tune anyway")
+
+
+def _normal(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def _cli(value: Any) -> str:
+    return "[" + ",".join(str(v) for v in value) + "]" if isinstance(value, (list, tuple)) else str(value)
 
 
 @dataclass
@@ -33,6 +112,12 @@ class TransferReport:
     mode: str
     loaded: list[str] = field(default_factory=list)
     kept_initial: list[str] = field(default_factory=list)
+    manifest: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (written next to the fine-tuning run's logs)."""
+        return {"source": self.source, "mode": self.mode, "loaded": self.loaded, "kept_initial": self.kept_initial,
+                "manifest": self.manifest}
 
     def __str__(self) -> str:
         return (f"transfer from {self.source} ({self.mode}): loaded {len(self.loaded)} tensors, "
@@ -56,8 +141,9 @@ def load_file(path: str | Path, context: str) -> object:
         raise ValueError(f"{context}: cannot read {path} as a PyTorch checkpoint ({error})") from None
 
 
-def read_source(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
-    """The state dict and U-Net prefix of a checkpoint or exported backbone file."""
+def read_source(path: str | Path) -> tuple[dict[str, torch.Tensor], str, dict[str, Any] | None]:
+    """The state dict, U-Net prefix and manifest (None for a plain state dict) of a checkpoint or exported
+    backbone file."""
     path = Path(path)
     content = load_file(path, "init_from")
     if isinstance(content, dict) and "state_dict" in content:
@@ -65,21 +151,27 @@ def read_source(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
         if not isinstance(manifest, dict) or "prefix" not in manifest:
             raise ValueError(f"init_from: {path} is a Lightning checkpoint without an sspcmr manifest; export the "
                              "backbone with reference key names (encoder.*, decoder.*) to load it")
-        return content["state_dict"], str(manifest["prefix"])
+        return content["state_dict"], str(manifest["prefix"]), manifest
     if isinstance(content, dict) and all(isinstance(v, torch.Tensor) for v in content.values()):
-        return content, ""
+        return content, "", None
     raise ValueError(f"init_from: {path} holds neither a checkpoint nor a state dict")
 
 
 def load_transfer(net: nn.Module, path: str | Path, mode: TransferMode = "encoder") -> TransferReport:
     """Load the ``mode`` parts of ``path`` into ``net`` strictly; returns the report.
 
+    A source with a manifest must provide the parts asked for and have been built with the same U-Net
+    architecture (``net.config``); the tensors themselves are then checked key by key.
+
     Raises:
-        ValueError: unknown mode, unreadable source, or any missing, unexpected or mis-shaped key.
+        ValueError: unknown mode, unreadable source, a part the source does not provide, another
+            architecture, or any missing, unexpected or mis-shaped key.
     """
     if mode not in PARTS:
         raise ValueError(f"transfer must be one of {sorted(PARTS)}; got {mode!r}")
-    source, prefix = read_source(path)
+    source, prefix, manifest = read_source(path)
+    if manifest is not None and isinstance(getattr(net, "config", None), UNetConfig):
+        check_manifest(manifest, net.config, mode, path)
     target = net.state_dict()
     parts = PARTS[mode]
     wanted = {k: v for k, v in target.items() if k.startswith(parts)}
@@ -101,4 +193,5 @@ def load_transfer(net: nn.Module, path: str | Path, mode: TransferMode = "encode
     merged = dict(target)
     merged.update(given)
     net.load_state_dict(merged, strict=True)
-    return TransferReport(str(path), mode, loaded=sorted(given), kept_initial=sorted(set(target) - set(given)))
+    return TransferReport(str(path), mode, loaded=sorted(given), kept_initial=sorted(set(target) - set(given)),
+                          manifest=manifest)

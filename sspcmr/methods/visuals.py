@@ -39,3 +39,31 @@ def log_overlays(module: L.LightningModule, batch: dict) -> None:
         pred = module(batch[K.IMAGE])[0].argmax(1)
     grid = overlay_grid(batch[K.IMAGE], batch[K.LABEL].argmax(1), pred)
     experiment.add_image("val/overlays", grid, global_step=module.current_epoch)
+
+
+def log_image(module: L.LightningModule, tag: str, grid: torch.Tensor) -> None:
+    """Log a (3, H, W) image in [0, 1] to TensorBoard (rank 0, if the logger supports images)."""
+    experiment = getattr(module.logger, "experiment", None)
+    if experiment is None or not hasattr(experiment, "add_image") or not module.trainer.is_global_zero:
+        return
+    experiment.add_image(tag, grid.clamp(0, 1), global_step=module.current_epoch)
+
+
+def _grey(image: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    return ((image - lo) / (hi - lo).clamp(min=1e-6)).clamp(0, 1).expand(-1, 3, -1, -1)
+
+
+def reconstruction_grid(target: torch.Tensor, masked: torch.Tensor, output: torch.Tensor,
+                        mask: torch.Tensor) -> torch.Tensor:
+    """(3, H', W') grid, one row per image: target, masked input, reconstruction, reconstruction pasted
+    into the visible pixels, and the mask in red. All greys share the target's intensity window."""
+    from torchvision.utils import make_grid
+
+    target, masked, output, mask = (t.detach().float().cpu() for t in (target, masked, output, mask))
+    lo = target.amin(dim=(1, 2, 3), keepdim=True)
+    hi = target.amax(dim=(1, 2, 3), keepdim=True)
+    pasted = masked * (1 - mask) + output * mask
+    red = torch.cat([mask, torch.zeros_like(mask), torch.zeros_like(mask)], 1)
+    rows = torch.stack([_grey(target, lo, hi), _grey(masked, lo, hi), _grey(output, lo, hi),
+                        _grey(pasted, lo, hi), red], 1)
+    return make_grid(rows.flatten(0, 1), nrow=5, padding=2)

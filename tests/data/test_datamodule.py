@@ -121,6 +121,29 @@ def test_seeded_runs_repeat_exactly(prepared_tiny):
     assert not torch.equal(first_batch(3), first_batch(4))
 
 
+def test_pretraining_validation_is_a_fixed_shuffle_with_repeating_views(prepared_tiny):
+    class Epoch:  # the two trainer fields the augmentation reads
+        current_epoch, sanity_checking, global_rank = 0, False, 0
+
+    module = _module(prepared_tiny, mode="pretrain", val_batch_size=8)
+    rows = module.datasets["val"].rows
+    stored = module.slice_rows("valid")
+    assert sorted(map(tuple, rows[["subject_index", "slice", "frame"]].values.tolist())) == \
+        sorted(map(tuple, stored[["subject_index", "slice", "frame"]].values.tolist()))
+    first = rows[["slice", "frame"]].head(8).values.tolist()
+    assert first != stored[["slice", "frame"]].head(8).values.tolist()  # not in stored order
+    again = _module(prepared_tiny, mode="pretrain", val_batch_size=8).datasets["val"].rows
+    assert again[["slice", "frame"]].head(8).values.tolist() == first  # the same shuffle every time
+
+    module.trainer = Epoch()
+    batch = next(iter(module.val_dataloader()))
+    views = [module.augment(batch, training=False)[K.VIEWS][0] for _ in range(2)]
+    assert not torch.equal(views[0], views[1])  # within an epoch the draws go on
+    Epoch.current_epoch = 1
+    repeated = module.augment(batch, training=False)[K.VIEWS][0]
+    assert torch.equal(repeated, views[0])  # a new validation epoch restarts them
+
+
 def test_bad_configurations_name_the_problem(prepared_tiny, tmp_path):
     root, split = prepared_tiny
     with pytest.raises(ValueError, match="mode"):

@@ -1,0 +1,167 @@
+"""Positional contrastive loss (PCL) of the reference study (protocol 5.3, 6).
+
+PCL is SimCLR's network trained with a supervised-contrastive (SupCon) loss whose "labels" are relative slice
+positions: two samples are positives when their positions are closer than a threshold, whatever their subject,
+frame or view. With z = L2-normalised embeddings, T the temperature and p the relative positions
+(slice index / slices in the stack),
+
+    s_ij = z_i · z_j / T
+    d_ij = |p_i − p_j|                      (cyclic: d_ij → 1 − d_ij where d_ij > 0.5)
+    P(i) = {j ≠ i : d_ij < threshold}
+    l_i  = −(1/|P(i)|) Σ_{j∈P(i)} [ s_ij − log Σ_{k≠i} exp(s_ik) ]
+    loss = mean of l_i over the anchors with |P(i)| > 0
+
+This is SupCon's "L_out" form (positives averaged outside the log, every non-self sample in the denominator)
+without SupCon's T/base_T factor. With two views of each sample sharing a position and all other samples at
+least ``threshold`` apart it reduces to NT-Xent (tested).
+
+SimCLR itself uses lightly's ``NTXentLoss(temperature=0.1, gather_distributed=True)`` directly.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from lightly.utils import dist as lightly_dist
+from torch import Tensor, nn
+
+__all__ = ["PositionalContrastiveLoss"]
+
+# Relative positions are float32 values ``slice / n_slices``; pairs that are exactly ``threshold`` apart in exact
+# arithmetic (e.g. adjacent slices of a 10-slice stack at threshold 0.1) would otherwise be positive or not
+# depending on float rounding (0.7f − 0.6f < 0.1f but 0.3f − 0.2f > 0.1f). Shrinking the threshold by far more
+# than the float32 rounding of differences of values in [0, 1] (~1e-7) makes such pairs consistently negative,
+# as the strict inequality says.
+_BOUNDARY_TOLERANCE = 1e-6
+
+
+def _distributed_world() -> tuple[int, int]:
+    """(rank, world size) of the default process group, (0, 1) when not distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class PositionalContrastiveLoss(nn.Module):
+    """Threshold-positive SupCon loss on relative slice positions (PCL, "L_out" form, no T/base_T factor).
+
+    Anchors without any positive are left out of the mean (their term would be 0/0); the loss is thus the mean
+    over the anchors that have at least one positive, across all ranks when gathering.
+
+    Under DDP with ``gather_distributed`` every rank contrasts its local rows (the anchors) against the rows of
+    all ranks, gathered with gradient (lightly's ``gather``, whose backward all-reduces the gradients), and its
+    local loss is ``Σ local anchor losses · world_size / (anchors with positives on all ranks)``. The mean of
+    the per-rank losses then equals the single-process loss over the concatenated batch, and the gradients DDP
+    averages over ranks equal the single-process gradients (tested on 2 gloo processes).
+
+    Args:
+        temperature: Softmax temperature T (reference 0.1).
+        threshold: Positions closer than this (strictly) are positives (reference 0.1). Pairs exactly
+            ``threshold`` apart up to float rounding (±1e-6) are negatives.
+        cyclic: Treat positions as cyclic on [0, 1): a distance d > 0.5 counts as 1 − d (reference False).
+        gather_distributed: Under an initialised process group with world size > 1, contrast against the
+            embeddings and positions of every rank (reference True). Every rank must then pass the same
+            number of rows.
+    """
+
+    def __init__(self, temperature: float = 0.1, threshold: float = 0.1, cyclic: bool = False,
+                 gather_distributed: bool = True) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0; got {temperature}")
+        if threshold <= 0:
+            raise ValueError(f"threshold must be > 0; got {threshold}")
+        self.temperature = temperature
+        self.threshold = threshold
+        self.cyclic = cyclic
+        self.gather_distributed = gather_distributed
+
+    def extra_repr(self) -> str:
+        return (f"temperature={self.temperature}, threshold={self.threshold}, cyclic={self.cyclic}, "
+                f"gather_distributed={self.gather_distributed}")
+
+    def positive_mask(self, positions: Tensor, others: Tensor) -> Tensor:
+        """(N, M) bool: ``others[j]`` is closer than the threshold to ``positions[i]`` (self pairs included)."""
+        distance = (positions[:, None] - others[None, :]).abs()
+        if self.cyclic:
+            distance = torch.where(distance > 0.5, 1.0 - distance, distance)
+        return distance < self.threshold - _BOUNDARY_TOLERANCE
+
+    def forward(self, embeddings: Tensor, positions: Tensor) -> Tensor:
+        """The loss of this rank's rows.
+
+        Args:
+            embeddings: (N, D) embeddings, any float dtype; the loss is computed in float32.
+            positions: (N,) relative slice positions in [0, 1].
+
+        Returns:
+            Scalar float32 loss.
+
+        Raises:
+            ValueError: On bad shapes, unequal N across ranks when gathering, or when no anchor (on any rank)
+                has a positive.
+        """
+        if embeddings.ndim != 2:
+            raise ValueError(f"embeddings must be (N, D); got shape {tuple(embeddings.shape)}")
+        if positions.ndim != 1 or positions.shape[0] != embeddings.shape[0]:
+            raise ValueError(f"positions must be (N,) with N = {embeddings.shape[0]} rows of embeddings; "
+                             f"got shape {tuple(positions.shape)}")
+        rank, world_size = _distributed_world()
+        distributed = self.gather_distributed and world_size > 1
+        device = embeddings.device
+        n = embeddings.shape[0]
+        # Similarities of unit vectors divided by T = 0.1 reach ±10; fp16/bf16 would lose the small differences
+        # the loss lives on, so normalise and exponentiate in float32 whatever the surrounding autocast.
+        with torch.autocast(device_type=device.type, enabled=False):
+            z = F.normalize(embeddings.float(), dim=1)
+            positions = positions.to(device=device, dtype=torch.float32)
+            if distributed:
+                self._check_equal_rows(n, world_size, device)
+                z_all = torch.cat(lightly_dist.gather(z), 0)
+                gathered = [torch.empty_like(positions) for _ in range(world_size)]
+                dist.all_gather(gathered, positions.detach())  # positions carry no gradient
+                positions_all = torch.cat(gathered, 0)
+            else:
+                z_all, positions_all = z, positions
+            # Local anchor i sits in row rank·N + i of the gathered matrix.
+            columns = torch.arange(n, device=device) + (rank * n if distributed else 0)
+            rows = torch.arange(n, device=device)
+            is_self = torch.zeros(n, z_all.shape[0], dtype=torch.bool, device=device)
+            is_self[rows, columns] = True
+
+            logits = z @ z_all.T / self.temperature
+            logits = logits.masked_fill(is_self, float("-inf"))
+            log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+            positive = self.positive_mask(positions, positions_all) & ~is_self
+            num_positive = positive.sum(dim=1)
+            has_positive = num_positive > 0
+            # where() rather than a product: the self entry of log_prob is −inf and 0·(−inf) is NaN.
+            positive_log_prob = torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(dim=1)
+            anchor_loss = -positive_log_prob / num_positive.clamp(min=1)
+            # Anchors without positives contribute exactly 0, but stay in the graph: every rank must run the
+            # gather's backward (an all-reduce), or the ranks that do would wait forever.
+            local_sum = (anchor_loss * has_positive).sum()
+
+            count = has_positive.sum()
+            if distributed:
+                count = count.detach().clone()
+                dist.all_reduce(count)
+            total = int(count.item())
+            if total == 0:
+                raise ValueError(f"no anchor has a positive (no two positions closer than threshold="
+                                 f"{self.threshold}{', cyclic' if self.cyclic else ''}); the loss is undefined")
+            # DDP averages gradients over ranks, so each rank's loss is scaled by world_size: the mean of the
+            # per-rank losses (and gradients) is then the single-process loss over all anchors.
+            return local_sum * (world_size if distributed else 1) / total
+
+    @staticmethod
+    def _check_equal_rows(n: int, world_size: int, device: torch.device) -> None:
+        """Raise on every rank if the ranks pass different numbers of rows (the gather needs equal shapes)."""
+        local = torch.tensor([n], dtype=torch.long, device=device)
+        sizes = [torch.empty_like(local) for _ in range(world_size)]
+        dist.all_gather(sizes, local)
+        counts = [int(s.item()) for s in sizes]
+        if len(set(counts)) != 1:
+            raise ValueError(f"PositionalContrastiveLoss with gather_distributed needs the same number of rows on "
+                             f"every rank; got {counts} (rank order)")

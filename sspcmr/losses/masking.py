@@ -1,0 +1,111 @@
+"""Random patch masking and the masked-pixel MSE of masked image modelling (reference protocol 5.5).
+
+The reference masks 75 % of the 32 × 32 patches of each 256 × 256 slice (48 of 64, on a grid starting at the
+top-left corner), fills them with 0, and trains the U-Net to reconstruct the original image with an MSE
+computed on the masked pixels only, pooled over the batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["PatchMasker", "masked_mse"]
+
+
+class PatchMasker:
+    """Mask a fixed number of random grid-aligned square patches in every image.
+
+    Each image gets its own ``max(1, round(ratio · n_patches))`` patches (Python ``round``, i.e. halves to
+    even), those with the lowest of uniform scores drawn on the CPU: the same generator state gives the same
+    masks on any device, and the masks do not depend on the image values.
+
+    Args:
+        patch_size: Side of the square patches in pixels (reference 32); the grid starts at (0, 0).
+        ratio: Fraction of the patches to mask, in (0, 1] (reference 0.75).
+        fill_value: Value written into the masked pixels (reference 0.0).
+    """
+
+    def __init__(self, patch_size: int = 32, ratio: float = 0.75, fill_value: float = 0.0) -> None:
+        if patch_size < 1:
+            raise ValueError(f"patch_size must be >= 1; got {patch_size}")
+        if not 0 < ratio <= 1:
+            raise ValueError(f"ratio must be in (0, 1]; got {ratio}")
+        self.patch_size = int(patch_size)
+        self.ratio = float(ratio)
+        self.fill_value = float(fill_value)
+
+    def __repr__(self) -> str:
+        return f"PatchMasker(patch_size={self.patch_size}, ratio={self.ratio}, fill_value={self.fill_value})"
+
+    def num_masked(self, num_patches: int) -> int:
+        """Patches masked per image out of ``num_patches``."""
+        return max(1, round(self.ratio * num_patches))
+
+    def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Mask ``images``.
+
+        Args:
+            images: (B, C, H, W) images; H and W must be multiples of ``patch_size``. Not modified.
+            generator: CPU generator the patch scores are drawn from (None: the global CPU generator).
+
+        Returns:
+            ``(masked, mask)``: the masked copy of ``images`` and the (B, 1, H, W) mask (1 = masked) on the
+            images' device and dtype.
+
+        Raises:
+            ValueError: If ``images`` is not 4-D or its size is not a multiple of ``patch_size``.
+        """
+        if images.ndim != 4:
+            raise ValueError(f"images must be (B, C, H, W); got shape {tuple(images.shape)}")
+        batch, _, height, width = images.shape
+        p = self.patch_size
+        if height % p or width % p:
+            raise ValueError(f"image size {height}x{width} is not a multiple of patch_size={p}")
+        rows, cols = height // p, width // p
+        num_patches = rows * cols
+        # Scores on the CPU so that a seeded generator reproduces the masks on CPU and GPU alike.
+        scores = torch.rand(batch, num_patches, generator=generator)
+        chosen = scores.argsort(dim=1)[:, : self.num_masked(num_patches)]
+        patches = torch.zeros(batch, num_patches, dtype=torch.bool)
+        patches.scatter_(1, chosen, True)
+        mask = (patches.view(batch, 1, rows, 1, cols, 1).expand(batch, 1, rows, p, cols, p)
+                .reshape(batch, 1, height, width))
+        mask = mask.to(images.device)
+        masked = images.masked_fill(mask, self.fill_value)  # out of place: the input stays intact
+        return masked, mask.to(images.dtype)
+
+
+def masked_mse(output: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Mean squared error over the masked elements of the whole batch.
+
+    ``Σ mask · (output − target)² / Σ mask`` in float32, with the mask broadcast over the channels (both sums
+    over the broadcast mask, so it is the mean over masked elements; for the reference's single channel this
+    is the masked-pixel mean). Pooled over the batch as in the reference: an image with more masked pixels
+    weighs more, unlike a mean of per-image losses.
+
+    Args:
+        output: (B, C, H, W) reconstruction.
+        target: (B, C, H, W) original images.
+        mask: (B, 1, H, W) or (B, C, H, W) mask, 1 (or True) where masked.
+
+    Returns:
+        Scalar float32 loss.
+
+    Raises:
+        ValueError: On mismatched shapes or an empty mask.
+    """
+    if output.shape != target.shape:
+        raise ValueError(f"output and target shapes differ: {tuple(output.shape)} vs {tuple(target.shape)}")
+    try:
+        shape = torch.broadcast_shapes(mask.shape, output.shape)
+    except RuntimeError as error:
+        raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to {tuple(output.shape)}") from error
+    if shape != output.shape:
+        raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to {tuple(output.shape)}")
+    weights = mask.float().expand(shape)
+    total = weights.sum()
+    if total.item() == 0:
+        raise ValueError("masked_mse: the mask is empty (no masked pixel), the loss is undefined")
+    squared = (output.float() - target.float()).square()
+    return (weights * squared).sum() / total

@@ -1,0 +1,236 @@
+"""``DINO``: self-distillation, a student matches a momentum teacher's sharpened outputs across crops.
+
+Reference (protocol 3.4, 4.3, 5.4, 6): the U-Net encoder with average pooling of the bottleneck and
+lightly's ``DINOProjectionHead`` (512-2048-2048-256, batch norm, GELU, a weight-normalised last layer
+of 8192 outputs with its norm fixed at 1); two global crops (256 px) and six local crops (128 px) of
+one slice, global and local crops encoded in separate forward calls and the head applied to all eight;
+lightly's ``DINOLoss`` (student temperature 0.1, teacher temperature warmed up 0.02 -> 0.04 over 30
+epochs, centre momentum 0.9; the centre is all-reduced so every rank holds the same); SGD momentum 0.9
+with the learning rate, weight decay and teacher momentum set at every step (linear warmup to
+0.03 x 64 / 256 = 0.0075 over 10 epochs then cosine to 1e-6; weight decay 1e-4 constant on weights
+only; teacher momentum cosine 0.996 -> 1.0, lightly's ``update_momentum`` after each optimiser step);
+the last layer frozen during epoch 0; 64 slices per batch; fp16 mixed precision; 100 epochs.
+
+Teacher initialisation: ``student`` copies the student (DINO as published, the default);
+``separate`` gives the teacher its own random initialisation, as the reference code does (a bug, kept
+as an option to reproduce its numbers). Only the student's encoder transfers.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+import torch
+from lightly.loss import DINOLoss
+from lightly.models.modules import DINOProjectionHead
+from lightly.models.utils import deactivate_requires_grad, update_momentum
+
+from sspcmr.data import keys as K
+from sspcmr.methods.monitoring import mean_entropy
+from sspcmr.methods.pretrain import EncoderBackbone, Pretraining
+from sspcmr.methods.schedules import dino_cosine_schedule, teacher_temperature
+
+
+class DINO(Pretraining):
+    """DINO on the U-Net encoder.
+
+    Args:
+        channels: U-Net channels per stage (reference 32, 64, 128, 256, 512, 512, 512).
+        norm: normalisation layer of the U-Net.
+        hidden_dim: hidden width of the DINO head (reference 2048).
+        bottleneck_dim: bottleneck width of the DINO head (reference 256).
+        output_dim: number of DINO outputs (reference 8192; DINO's original 65536).
+        student_temperature: student temperature (reference 0.1).
+        teacher_temperature: teacher temperature after the warmup (reference 0.04).
+        warmup_teacher_temperature: teacher temperature at epoch 0 (reference 0.02).
+        warmup_teacher_temperature_epochs: epochs of the linear teacher-temperature warmup (reference 30).
+        center_momentum: momentum of the teacher-output centre (reference 0.9).
+        teacher_momentum: teacher EMA momentum at step 0 (reference 0.996), cosine to ``teacher_momentum_end``.
+        teacher_momentum_end: teacher EMA momentum at the last step (reference 1.0).
+        teacher_init: ``student`` (copy the student, DINO) or ``separate`` (own random init, the reference).
+        freeze_last_layer_epochs: epochs during which the head's last layer gets no update (reference 1).
+        lr: peak learning rate (reference 0.03 x 64 / 256 = 0.0075).
+        min_lr: final learning rate of the cosine (reference 1e-6).
+        warmup_epochs: epochs of linear learning-rate warmup from 0 (reference 10).
+        momentum: SGD momentum (reference 0.9).
+        weight_decay: weight decay at step 0 on weights (not biases or 1-D parameters; reference 1e-4).
+        weight_decay_end: weight decay at the last step, cosine in between (reference 1e-4: constant).
+        probe: fit the online slice-position probe on the validation slices (first global crop).
+        probe_max_samples: validation rows per rank the probe keeps per epoch.
+        monitor_every_n_steps: collapse and teacher-entropy monitors every this many steps (0:
+            ``trainer.log_every_n_steps``).
+    """
+
+    method = "dino"
+    views = "dino"
+    transferable = ("encoder",)
+
+    def __init__(
+        self,
+        channels: list[int] | None = None,
+        norm: str = "batch",
+        hidden_dim: int = 2048,
+        bottleneck_dim: int = 256,
+        output_dim: int = 8192,
+        student_temperature: float = 0.1,
+        teacher_temperature: float = 0.04,
+        warmup_teacher_temperature: float = 0.02,
+        warmup_teacher_temperature_epochs: int = 30,
+        center_momentum: float = 0.9,
+        teacher_momentum: float = 0.996,
+        teacher_momentum_end: float = 1.0,
+        teacher_init: Literal["student", "separate"] = "student",
+        freeze_last_layer_epochs: int = 1,
+        lr: float = 0.0075,
+        min_lr: float = 1e-6,
+        warmup_epochs: int = 10,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-4,
+        weight_decay_end: float = 1e-4,
+        probe: bool = True,
+        probe_max_samples: int = 4096,
+        monitor_every_n_steps: int = 0,
+    ) -> None:
+        super().__init__(channels, norm, lr, momentum, False, weight_decay, probe, probe_max_samples,
+                         monitor_every_n_steps)
+        if teacher_init not in ("student", "separate"):
+            raise ValueError(f"teacher_init must be student or separate; got {teacher_init!r}")
+        if not 0 <= teacher_momentum <= 1 or not 0 <= teacher_momentum_end <= 1:
+            raise ValueError("teacher momenta must lie in [0, 1]")
+        self.save_hyperparameters()
+        config = self.unet_config()
+        self.backbone = EncoderBackbone(config)
+        self.head = self._head()
+        # Fresh modules draw their own initial weights ("separate"); "student" then overwrites them with the
+        # student's. (deepcopy cannot copy the weight-normalised last layer.)
+        self.teacher_backbone = EncoderBackbone(config)
+        self.teacher_head = self._head()
+        if teacher_init == "student":
+            self.teacher_backbone.load_state_dict(self.backbone.state_dict())
+            self.teacher_head.load_state_dict(self.head.state_dict())
+        # The teacher learns only through the EMA; no gradients, no optimiser state.
+        deactivate_requires_grad(self.teacher_backbone)
+        deactivate_requires_grad(self.teacher_head)
+        self.criterion = DINOLoss(output_dim=output_dim, warmup_teacher_temp=warmup_teacher_temperature,
+                                  teacher_temp=teacher_temperature,
+                                  warmup_teacher_temp_epochs=warmup_teacher_temperature_epochs,
+                                  student_temp=student_temperature, center_momentum=center_momentum)
+        self._schedules: dict[str, torch.Tensor] | None = None
+        self._step_index = 0
+
+    def _head(self) -> DINOProjectionHead:
+        h = self.hparams
+        with warnings.catch_warnings():  # lightly builds the last layer with the older weight_norm API
+            warnings.filterwarnings("ignore", "`torch.nn.utils.weight_norm` is deprecated", FutureWarning)
+            return DINOProjectionHead(self.unet_channels[-1], h.hidden_dim, h.bottleneck_dim, h.output_dim,
+                                      batch_norm=True, freeze_last_layer=h.freeze_last_layer_epochs,
+                                      norm_last_layer=True)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Student outputs (B, output_dim) of (B, 1, H, W) crops."""
+        return self.head(self.encode(images))
+
+    def teacher_temperature_at(self, epoch: int) -> float:
+        h = self.hparams
+        return teacher_temperature(epoch, h.warmup_teacher_temperature, h.teacher_temperature,
+                                   h.warmup_teacher_temperature_epochs)
+
+    # -- optimisation: parameter groups and per-step schedules ---------------------------------------
+
+    def configure_optimizers(self):
+        """SGD over two groups: weights (scheduled weight decay) and biases / 1-D parameters (none).
+        Learning rate and weight decay are set at every step in :meth:`on_train_batch_start`."""
+        decay, no_decay = [], []
+        for name, parameter in self.named_parameters():
+            if not parameter.requires_grad:  # the teacher, and the head's fixed last-layer norm
+                continue
+            (no_decay if name.endswith(".bias") or parameter.ndim == 1 else decay).append(parameter)
+        groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        return torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum)
+
+    def schedules(self, iterations_per_epoch: int, epochs: int) -> dict[str, torch.Tensor]:
+        """Per-step learning rate, weight decay and teacher momentum (reference protocol 6)."""
+        h = self.hparams
+        return {
+            "lr": dino_cosine_schedule(h.lr, h.min_lr, epochs, iterations_per_epoch, h.warmup_epochs),
+            "weight_decay": dino_cosine_schedule(h.weight_decay, h.weight_decay_end, epochs, iterations_per_epoch),
+            "teacher_momentum": dino_cosine_schedule(h.teacher_momentum, h.teacher_momentum_end, epochs,
+                                                     iterations_per_epoch),
+        }
+
+    def on_train_start(self) -> None:
+        epochs = self.trainer.max_epochs
+        if epochs is None or epochs < 1:
+            raise ValueError(f"DINO's schedules need a finite trainer.max_epochs; got {epochs}")
+        iterations = int(self.trainer.num_training_batches)
+        accumulate = max(1, int(self.trainer.accumulate_grad_batches))
+        self._schedules = self.schedules(max(1, iterations // accumulate), epochs)
+
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        schedules = self._schedules
+        if schedules is None:
+            return
+        self._step_index = min(self.trainer.global_step, len(schedules["lr"]) - 1)
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        for index, group in enumerate(optimizer.param_groups):
+            group["lr"] = float(schedules["lr"][self._step_index])
+            if index == 0:
+                group["weight_decay"] = float(schedules["weight_decay"][self._step_index])
+
+    def on_after_backward(self) -> None:
+        # Dropping the last layer's gradients in the first epoch(s) keeps it fixed (no SGD update, no decay).
+        self.head.cancel_last_layer_gradients(self.current_epoch)
+
+    def on_train_batch_end(self, outputs, batch: dict, batch_idx: int) -> None:
+        if self._schedules is None:
+            return
+        m = float(self._schedules["teacher_momentum"][self._step_index])
+        # After the optimiser step: teacher <- m teacher + (1 - m) student, parameters only (not BN buffers).
+        update_momentum(self.backbone, self.teacher_backbone, m)
+        update_momentum(self.head, self.teacher_head, m)
+        self.log("train/teacher_momentum", m, on_step=True, on_epoch=False)
+
+    # -- steps ---------------------------------------------------------------------------------------
+
+    def _student(self, global_views: list[torch.Tensor], local_views: list[torch.Tensor]) -> list[torch.Tensor]:
+        # Global and local crops are encoded separately (BatchNorm statistics per crop size, as in the
+        # reference); the head then sees all crops at once: [global_0, global_1, local_0, ...].
+        features = [self.encode(torch.cat(global_views))]
+        if local_views:
+            features.append(self.encode(torch.cat(local_views)))
+        outputs = self.head(torch.cat(features))
+        return list(outputs.chunk(len(global_views) + len(local_views)))
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        views = batch[K.VIEWS]
+        if len(views) < 2:
+            raise ValueError("DINO needs at least 2 global crops (CineDataModule(views='dino'))")
+        global_views, local_views = list(views[:2]), list(views[2:])
+        with torch.no_grad():
+            teacher = self.teacher_head(global_pool_encoder(self.teacher_backbone, torch.cat(global_views)))
+        teacher_out = [t.float() for t in teacher.chunk(len(global_views))]
+        student_out = [s.float() for s in self._student(global_views, local_views)]
+        temperature = self.teacher_temperature_at(self.current_epoch)
+        monitor = self.monitor_due()
+        if monitor:  # before the loss updates the centre, with the centre the loss uses
+            probabilities = torch.softmax((torch.cat(teacher_out) - self.criterion.center[0]) / temperature, dim=1)
+        loss = self.criterion(teacher_out, student_out, teacher_temp=temperature)
+        size = views[0].shape[0]
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
+        self.log("train/teacher_temperature", temperature, on_step=True, on_epoch=False)
+        if monitor:
+            self.log_dict({"train/teacher_entropy": mean_entropy(probabilities),
+                           "train/teacher_mean_entropy": mean_entropy(probabilities.mean(0, keepdim=True))},
+                          on_step=True, on_epoch=False)
+            self.log_collapse(student_out[0])
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        # The reference has no DINO validation; here validation feeds the label-free position probe only.
+        self.probe_features(batch[K.VIEWS][0], batch)
+
+
+def global_pool_encoder(backbone: EncoderBackbone, images: torch.Tensor) -> torch.Tensor:
+    """Pooled bottleneck features of ``backbone`` (the teacher's counterpart of ``Pretraining.encode``)."""
+    return backbone.encoder(images)[-1].mean(dim=(2, 3))

@@ -51,7 +51,8 @@ def portable_overrides(config: Path, root: Path) -> list[str]:
 def test_the_known_configs_are_discovered() -> None:
     expected = {"segmentation/baseline.yaml", "segmentation/finetune.yaml", "demo/scratch.yaml", "demo/mim.yaml",
                 "demo/finetune-mim.yaml", "pretrain/simclr.yaml", "pretrain/pcl.yaml", "pretrain/dino.yaml",
-                "pretrain/mim.yaml"}
+                "pretrain/mim.yaml", "pretrain/slice_location.yaml", "pretrain/orientation.yaml",
+                "pretrain/multitask.yaml", "pretrain/inpainting.yaml"}
     assert expected <= set(IDS)
     # Fragments without a model (e.g. trainer/ or data/ presets) are not runnable on their own.
     assert all("model" in values(path) for path in CONFIG_PATHS)

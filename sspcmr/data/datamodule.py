@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Literal
 
 import lightning as L
+import numpy as np
 import pandas as pd
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, DistributedSampler
 
 from sspcmr.transforms import presets
@@ -54,6 +56,14 @@ class CineDataModule(L.LightningDataModule):
         subset_subjects: keep this many training subjects (reference labelled-subset drawing: legacy
             NumPy seed + shuffle, nested across sizes); None keeps all.
         subset_seed: seed of the subset draw (the reference used 0, 1, 2).
+        pretrain_subjects: ``pretrain`` mode only: use this share of the training subjects for
+            pretraining, a fraction in (0, 1] (e.g. 0.25) or a count (e.g. 50); None uses all. The draw
+            is nested (a smaller share is a subset of a larger one with the same seed), so a study can
+            trace Dice against the amount of unlabelled data (Dominic et al. fit a power law to it).
+            Validation subjects are not reduced.
+        pretrain_subjects_seed: seed of that draw.
+        long_axis_only: keep only training and validation subjects whose prepared data has long-axis
+            geometry (the orientation pretext task needs it); the others are skipped and counted.
         train_phases: labelled phases used for training and validation (``segment`` mode).
         eval_phases: phases used for testing and ``volumes`` (train on ED, evaluate on ES works).
         vendors: keep only training and validation subjects of these vendor letters (None: all).
@@ -83,6 +93,9 @@ class CineDataModule(L.LightningDataModule):
         raw_dir: str | None = None,
         subset_subjects: int | None = None,
         subset_seed: int = 0,
+        pretrain_subjects: int | float | None = None,
+        pretrain_subjects_seed: int = 0,
+        long_axis_only: bool = False,
         train_phases: list[Phase] | None = None,
         eval_phases: list[Phase] | None = None,
         vendors: list[str] | None = None,
@@ -104,11 +117,19 @@ class CineDataModule(L.LightningDataModule):
         for name, phases in (("train_phases", train_phases), ("eval_phases", eval_phases)):
             if phases is not None and (not phases or any(p not in PHASES for p in phases)):
                 raise ValueError(f"{name} must be a non-empty list of ED / ES; got {phases!r}")
+        if pretrain_subjects is not None and not (
+                (isinstance(pretrain_subjects, int) and pretrain_subjects >= 1)
+                or (isinstance(pretrain_subjects, float) and 0 < pretrain_subjects <= 1)):
+            raise ValueError(f"pretrain_subjects must be a fraction in (0, 1] or a count >= 1; "
+                             f"got {pretrain_subjects!r}")
         if batch_size < 1 or num_workers < 0 or num_views < 1:
             raise ValueError("batch_size and num_views must be >= 1 and num_workers >= 0")
         self.save_hyperparameters()
         self.data_dir, self.split_path, self.mode, self.raw_dir = Path(data_dir), split, mode, raw_dir
         self.subset_subjects, self.subset_seed = subset_subjects, subset_seed
+        self.pretrain_subjects, self.pretrain_subjects_seed = pretrain_subjects, pretrain_subjects_seed
+        self.long_axis_only = long_axis_only
+        self.skipped_without_long_axis: dict[str, int] = {}
         self.train_phases = list(train_phases or ["ED", "ES"])
         self.eval_phases = list(eval_phases or ["ED", "ES"])
         self.vendors = vendors
@@ -181,7 +202,23 @@ class CineDataModule(L.LightningDataModule):
         keep = [(ds, s) in wanted for ds, s in zip(table["dataset"], table["SubjectID"], strict=True)]
         if self.vendors is not None and part != "test":
             keep = [k and v in self.vendors for k, v in zip(keep, table["Vendor"], strict=True)]
-        return [i for i, k in enumerate(keep) if k]
+        chosen = [i for i, k in enumerate(keep) if k]
+        if self.long_axis_only and part != "test":
+            with_long_axis = [i for i in chosen if self.prepared.meta(i).get("long_axis")]
+            self.skipped_without_long_axis[part] = len(chosen) - len(with_long_axis)
+            chosen = with_long_axis
+        if part == "train" and self.mode == "pretrain" and self.pretrain_subjects is not None:
+            chosen = self._pretrain_share(chosen)
+        return chosen
+
+    def _pretrain_share(self, chosen: list[int]) -> list[int]:
+        """A nested, seeded share of the training subjects: one fixed shuffle, its first k subjects."""
+        share = self.pretrain_subjects
+        count = share if isinstance(share, int) else max(1, round(share * len(chosen)))
+        if count > len(chosen):
+            raise ValueError(f"pretrain_subjects={share} asks for more than the {len(chosen)} training subjects")
+        order = np.random.default_rng(self.pretrain_subjects_seed).permutation(len(chosen))
+        return sorted(chosen[j] for j in order[:count])
 
     def slice_rows(self, part: str, mode: str | None = None) -> pd.DataFrame:
         """Rows of the slice index served for a split part in the given mode."""
@@ -211,6 +248,11 @@ class CineDataModule(L.LightningDataModule):
         self.generator = torch.Generator().manual_seed(self.seed + 100_003 * rank)
         self.eval_generator = torch.Generator().manual_seed(self.seed + 100_003 * rank + 1)
         labelled = self.mode != "pretrain"
+        if self.long_axis_only:
+            self.subject_indices("train"), self.subject_indices("valid")  # counts the skipped subjects
+            skipped = self.skipped_without_long_axis
+            rank_zero_info(f"long_axis_only: skipped {skipped.get('train', 0)} training and "
+                           f"{skipped.get('valid', 0)} validation subject(s) without long-axis views")
         if self.mode == "volumes":
             self.datasets = {"test": VolumeDataset(self.prepared, self.volume_items("test")),
                              "val": VolumeDataset(self.prepared, self.volume_items("valid"))}

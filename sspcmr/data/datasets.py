@@ -7,15 +7,29 @@ those of :mod:`sspcmr.data.keys`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
 from . import keys as K
+from .long_axis import VIEWS, slice_lines
 from .prepare.store import PreparedDataset
+from .slice_geometry import relative_slice_locations, stack_slice_origins
 
 PHASES = {"ED": 0, "ES": 1}
+
+
+@dataclass(frozen=True)
+class _SubjectGeometry:
+    """Per-slice geometry of one subject: relative locations (Z,), long-axis lines (Z, K, 3) and
+    their validity (Z, K)."""
+
+    locations: np.ndarray
+    lines: torch.Tensor
+    valid: torch.Tensor
 
 
 def _subject_arrays(prepared: PreparedDataset) -> dict[str, np.ndarray]:
@@ -52,14 +66,26 @@ class SliceDataset(Dataset):
         self._flags = {c: self.rows[c].to_numpy(bool) for c in ("is_ed", "is_es")}
         self._strings = {c: self.rows[c].astype(str).tolist() for c in ("dataset", "subject", "vendor", "pathology")}
         self._subjects = _subject_arrays(prepared)
+        self._geometry: dict[int, _SubjectGeometry] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def _subject_geometry(self, subject: int, n_slices: int) -> _SubjectGeometry:
+        # One meta read per subject and worker, on first use; every slice's values are computed then.
+        if subject not in self._geometry:
+            meta = self.prepared.meta(subject)
+            origins = stack_slice_origins(np.asarray(meta["affine"]), n_slices)
+            lines, valid = slice_lines(meta, n_slices, VIEWS)
+            self._geometry[subject] = _SubjectGeometry(relative_slice_locations(origins).astype(np.float32),
+                                                       torch.from_numpy(lines), torch.from_numpy(valid))
+        return self._geometry[subject]
 
     def __getitem__(self, i: int) -> dict:
         s = int(self._ints["subject_index"][i])
         z, t = int(self._ints["slice"][i]), int(self._ints["frame"][i])
         image = np.asarray(self.prepared.image(s)[t, z], dtype=np.float32) - np.float32(self._subjects["min"][s])
+        geometry = self._subject_geometry(s, int(self._ints["n_slices"][i]))
         item = {
             K.IMAGE: torch.from_numpy(image)[None],
             K.SIZE: torch.tensor(image.shape, dtype=torch.int64),
@@ -69,6 +95,8 @@ class SliceDataset(Dataset):
             K.STD: torch.tensor(self._subjects["std"][s]),
             K.MAX: torch.tensor(self._subjects["max"][s]),
             K.POSITION: torch.tensor(self._position[i]),
+            K.LOCATION: torch.tensor(geometry.locations[z]),
+            K.LA_LINES: geometry.lines[z].clone(), K.LA_VALID: geometry.valid[z].clone(),
             K.SLICE: torch.tensor(z), K.N_SLICES: torch.tensor(self._ints["n_slices"][i]),
             K.FRAME: torch.tensor(t), K.FRAME_FROM_ED: torch.tensor(self._ints["frame_from_ed"][i]),
             K.N_FRAMES: torch.tensor(self._ints["n_frames"][i]),
@@ -87,7 +115,8 @@ def collate_slices(items: list[dict]) -> dict:
     """Stack slice items, zero-padding images and labels to the batch's largest (H, W).
 
     The zero padding lies beyond each slice's ``SIZE``; the geometric resampling treats it as the
-    zero padding of ``grid_sample``, so padding changes nothing.
+    zero padding of ``grid_sample``, so padding changes nothing. ``PADDED`` records that canvas
+    (Hc, Wc) on every row: the augmentation drops the native image, and ``THETA`` refers to the canvas.
     """
     height = max(int(item[K.SIZE][0]) for item in items)
     width = max(int(item[K.SIZE][1]) for item in items)
@@ -103,6 +132,7 @@ def collate_slices(items: list[dict]) -> dict:
             batch[key] = torch.stack(values)
         else:
             batch[key] = values
+    batch[K.PADDED] = torch.tensor([[height, width]] * len(items), dtype=torch.int64)
     return batch
 
 

@@ -16,10 +16,21 @@ slice; shapes for a batch of B slices padded to Hc x Wc):
 * ``MEAN`` / ``STD`` / ``MAX``: (B,) float32 subject statistics of the whole 4D cine after the
   minimum shift (unbiased standard deviation);
 * ``POSITION``: (B,) float32 relative slice position ``slice / n_slices`` (base 0);
+* ``LOCATION``: (B,) float32 relative slice location from the geometry, distance from the first plane
+  over the stack's extent, in [0, 1] (Zhang et al.; :mod:`sspcmr.data.slice_geometry`);
 * ``SLICE`` / ``N_SLICES`` / ``FRAME`` / ``FRAME_FROM_ED`` / ``N_FRAMES``: (B,) int64;
 * ``IS_ED`` / ``IS_ES``: (B,) bool;
 * ``DATASET`` / ``SUBJECT`` / ``VENDOR`` / ``PATHOLOGY``: lists of B strings;
-* ``SUBJECT_INDEX``: (B,) int64 row of the subject in the prepared subject table.
+* ``SUBJECT_INDEX``: (B,) int64 row of the subject in the prepared subject table;
+* ``LA_LINES``: (B, K, 3) float32, K = 2 in the order ("2ch", "4ch"): the lines (A, B, C),
+  A h + B w + C = 0 with A^2 + B^2 = 1, where the two- and four-chamber long-axis planes cut the slice,
+  in native prepared pixel indices (h along dim0, w along dim1; :mod:`sspcmr.data.long_axis`); zeros
+  where not valid;
+* ``LA_VALID``: (B, K) bool, whether that line exists: False for a subject without that long-axis view
+  (every M&Ms subject) or a plane parallel to the slice;
+* ``PADDED``: (B, 2) int64, the zero-padded canvas (Hc, Wc) of the batch, the same on every row (written
+  by ``collate_slices``; ``THETA`` refers to it, and it survives the augmentation, which drops the native
+  ``IMAGE``).
 
 Augmented keys (written by :mod:`sspcmr.transforms` on the device):
 
@@ -40,6 +51,7 @@ MEAN = "mean"
 STD = "std"
 MAX = "max"
 POSITION = "position"
+LOCATION = "location"
 SLICE = "slice"
 N_SLICES = "n_slices"
 FRAME = "frame"
@@ -54,6 +66,9 @@ PATHOLOGY = "pathology"
 SUBJECT_INDEX = "subject_index"
 VIEWS = "views"
 THETA = "theta"
+LA_LINES = "la_lines"
+LA_VALID = "la_valid"
+PADDED = "padded"
 
 # Volume items (``VolumeDataset``; one item is the batch of a volume's Z slices):
 PHASE = "phase"  # "ED" or "ES"

@@ -3,11 +3,13 @@
 ``segmentation``: :class:`DiceCELoss`, the reference baseline soft Dice + cross-entropy (protocol 5.1);
 ``deep_supervision``: :class:`DeepSupervisionLoss`, its 2^−i weighted sum over the U-Net heads;
 ``contrastive``: :class:`PositionalContrastiveLoss`, PCL's threshold-positive SupCon loss (protocol 5.3);
-``masking``: :class:`PatchMasker` and :func:`masked_mse`, masked image modelling (protocol 5.4).
+``masking``: :class:`PatchMasker` and :func:`masked_mse`, masked image modelling (protocol 5.5);
+``inpainting``: :class:`MaskBank`, context prediction / restoration corruption (Dominic et al.).
 """
 
 from sspcmr.losses.contrastive import PositionalContrastiveLoss
 from sspcmr.losses.deep_supervision import DeepSupervisionLoss, deep_supervision_weights
+from sspcmr.losses.inpainting import MaskBank
 from sspcmr.losses.masking import PatchMasker, masked_mse
 from sspcmr.losses.segmentation import DiceCELoss, SegmentationLossOutput
 
@@ -19,4 +21,5 @@ __all__ = [
     "PositionalContrastiveLoss",
     "PatchMasker",
     "masked_mse",
+    "MaskBank",
 ]

@@ -48,6 +48,7 @@ class MIM(Pretraining):
 
     method = "mim"
     views = "mim"
+    also_views = ("single",)  # the same one-view recipe
     transferable = ("encoder", "decoder")
 
     def __init__(

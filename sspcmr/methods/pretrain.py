@@ -63,6 +63,7 @@ class Pretraining(L.LightningModule):
 
     method: ClassVar[str] = ""
     views: ClassVar[str] = ""  # the CineDataModule ``views`` recipe the method consumes
+    also_views: ClassVar[tuple[str, ...]] = ()  # other recipes that serve the same batches
     transferable: ClassVar[tuple[str, ...]] = ("encoder",)
 
     def __init__(
@@ -105,7 +106,7 @@ class Pretraining(L.LightningModule):
         views = hparams.views
         if views == "auto":
             views = "contrastive" if hparams.mode == "pretrain" else "single"
-        if hparams.mode != "pretrain" or views != self.views:
+        if hparams.mode != "pretrain" or views not in (self.views, *self.also_views):
             raise ValueError(f"{type(self).__name__} needs CineDataModule(mode='pretrain', views='{self.views}'); "
                              f"got mode={hparams.mode!r}, views={hparams.views!r}. Set --data.mode pretrain "
                              f"--data.views {self.views}")

@@ -67,7 +67,14 @@ class Segmentation(L.LightningModule):
         check_preprocessing: refuse to fine-tune when the data module resamples to another output size or
             spacing than the pretraining run recorded in its manifest.
         freeze_encoder_epochs: keep the encoder frozen for this many first epochs (reference 0; BN
-            statistics keep updating).
+            statistics keep updating; one optimiser and one poly schedule over the whole run).
+        two_stage_epochs: Dominic et al.'s two-stage fine-tuning: for this many first epochs the
+            transferred weights (the encoder, or encoder and decoder, per ``transfer``) are frozen, their
+            BatchNorm statistics included, and only the rest trains, at ``two_stage_lr`` with its own poly
+            decay over these epochs; then everything is unfrozen and the poly schedule restarts from
+            ``lr`` over the remaining epochs. 0 (default, the reference and the paper's best) fine-tunes
+            everything at once. Needs ``init_from``.
+        two_stage_lr: learning rate of the frozen stage (None: ``lr``).
         log_images: log segmentation overlays of a fixed validation batch to TensorBoard each epoch.
         results_dir: where ``test`` writes per-volume results and summaries (default: the logger's
             folder, else ``results/``).
@@ -91,12 +98,19 @@ class Segmentation(L.LightningModule):
         transfer: TransferMode = "encoder",
         check_preprocessing: bool = True,
         freeze_encoder_epochs: int = 0,
+        two_stage_epochs: int = 0,
+        two_stage_lr: float | None = None,
         log_images: bool = True,
         results_dir: str | None = None,
     ) -> None:
         super().__init__()
         if lr <= 0 or not 0 <= momentum < 1 or weight_decay < 0 or freeze_encoder_epochs < 0:
             raise ValueError("lr must be > 0, momentum in [0, 1), weight_decay and freeze_encoder_epochs >= 0")
+        if two_stage_epochs < 0 or (two_stage_lr is not None and two_stage_lr <= 0):
+            raise ValueError("two_stage_epochs must be >= 0 and two_stage_lr > 0")
+        if two_stage_epochs and (init_from is None or freeze_encoder_epochs):
+            raise ValueError("two_stage_epochs needs init_from (pretrained weights to freeze) and excludes "
+                             "freeze_encoder_epochs")
         # Run-time options stay out of the saved hyperparameters: `sspcmr test --ckpt_path` re-reads those
         # from the checkpoint and would otherwise override what the user asks for now.
         self.save_hyperparameters(ignore=["results_dir", "log_images"])
@@ -146,9 +160,34 @@ class Segmentation(L.LightningModule):
 
     # -- training ----------------------------------------------------------------------------------
 
+    def _frozen_stage(self) -> bool:
+        return self._trainer is not None and self.current_epoch < self.hparams.two_stage_epochs
+
+    def _transferred_modules(self) -> list[torch.nn.Module]:
+        return [self.net.encoder, self.net.decoder] if self.hparams.transfer == "encoder+decoder" \
+            else [self.net.encoder]
+
     def on_train_epoch_start(self) -> None:
+        if self.hparams.two_stage_epochs:
+            frozen = self._frozen_stage()
+            for module in self._transferred_modules():
+                module.requires_grad_(not frozen)
+            self.train(self.training)  # re-applies the BatchNorm mode of the frozen parts
+            return
         frozen = self.hparams.init_from is not None and self.current_epoch < self.hparams.freeze_encoder_epochs
         (self.net.freeze_encoder if frozen else self.net.unfreeze_encoder)()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        # In the frozen stage the transferred BatchNorm layers keep their pretrained statistics: frozen
+        # features, not just frozen weights (Lightning switches the module back to train mode after
+        # every validation, hence here).
+        if mode and self.hparams.get("two_stage_epochs") and self._frozen_stage():
+            for module in self._transferred_modules():
+                for layer in module.modules():
+                    if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+                        layer.eval()
+        return self
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self.loss(self(batch[K.IMAGE]), batch[K.LABEL])
@@ -178,8 +217,19 @@ class Segmentation(L.LightningModule):
         if epochs is None or epochs < 1:  # max_steps / max_time runs: the decay would end after epoch 0 (lr 0)
             raise ValueError(f"the poly learning-rate schedule needs a finite trainer.max_epochs; got {epochs}")
         power = self.hparams.poly_power
-        # PolynomialLR stepped per epoch: lr_e = lr0 (1 - e / E)^0.9 (reference, protocol 6)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: max(0.0, 1 - e / epochs) ** power)
+        stage = self.hparams.two_stage_epochs
+        if stage >= epochs:
+            raise ValueError(f"two_stage_epochs={stage} leaves no epoch of the second stage (max_epochs={epochs})")
+        first = (self.hparams.two_stage_lr or self.hparams.lr) / self.hparams.lr
+
+        def factor(e: int) -> float:
+            # PolynomialLR stepped per epoch: lr_e = lr0 (1 - e / E)^0.9 (reference, protocol 6); with two
+            # stages, one such decay per stage, the first scaled to two_stage_lr.
+            if e < stage:
+                return first * max(0.0, 1 - e / stage) ** power
+            return max(0.0, 1 - (e - stage) / (epochs - stage)) ** power
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
 
     # -- evaluation in native space -------------------------------------------------------------

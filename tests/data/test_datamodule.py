@@ -156,3 +156,33 @@ def test_bad_configurations_name_the_problem(prepared_tiny, tmp_path):
         CineDataModule(str(root), str(bad)).setup("fit")
     with pytest.raises(ValueError, match="not a prepared data set"):
         CineDataModule(str(tmp_path), str(split)).setup("fit")
+
+
+def test_pretraining_share_of_training_subjects_is_nested_and_seeded(prepared_tiny):
+    def subjects(**kwargs) -> set[int]:
+        module = _module(prepared_tiny, mode="pretrain", **kwargs)
+        return set(module.datasets["train"].rows["subject_index"])
+
+    everyone = subjects()
+    assert len(everyone) >= 4
+    half, two, one = subjects(pretrain_subjects=0.5), subjects(pretrain_subjects=2), subjects(pretrain_subjects=1)
+    assert len(half) == round(0.5 * len(everyone)) and one <= two <= half <= everyone  # nested
+    assert subjects(pretrain_subjects=1.0) == everyone
+    other_seed = [subjects(pretrain_subjects=2, pretrain_subjects_seed=s) for s in range(1, 6)]
+    assert any(draw != two for draw in other_seed)
+    validation = _module(prepared_tiny, mode="pretrain", pretrain_subjects=1).datasets["val"].rows
+    assert set(validation["subject_index"]) == set(_module(prepared_tiny, mode="pretrain").datasets["val"].rows[
+        "subject_index"])  # validation is not reduced
+    for bad in (0, 0.0, 1.5, -2):
+        with pytest.raises(ValueError, match="pretrain_subjects"):
+            CineDataModule(str(prepared_tiny[0]), str(prepared_tiny[1]), pretrain_subjects=bad)
+    with pytest.raises(ValueError, match="more than the"):
+        subjects(pretrain_subjects=1000)
+
+
+def test_long_axis_only_keeps_subjects_with_long_axis_views(prepared_tiny):
+    module = _module(prepared_tiny, mode="pretrain", long_axis_only=True)
+    kept = set(module.datasets["train"].rows["subject_index"])
+    assert kept and all(module.prepared.meta(i)["long_axis"] for i in kept)
+    everyone = set(_module(prepared_tiny, mode="pretrain").datasets["train"].rows["subject_index"])
+    assert module.skipped_without_long_axis["train"] == len(everyone) - len(kept) > 0

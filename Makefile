@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= data/demo
 DEMO_SUBJECTS ?= 8
 
-.PHONY: demo test install lint figure clean
+.PHONY: demo demo-data study-smoke test install lint figure clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +26,13 @@ install: $(STAMP)
 # 2 labelled subjects, train the same U-Net from scratch on the same 2, score both on the test
 # subjects in native space and print the two side by side.
 DEMO_RUNS := $(DEMO_DIR)/runs
-demo: $(STAMP)
+demo-data: $(STAMP)
 	$(BIN)/sspcmr synth --out $(DEMO_DIR)/raw --layout both --subjects $(DEMO_SUBJECTS) --seed 0 --size small --workers 2
 	$(BIN)/sspcmr prepare --raw $(DEMO_DIR)/raw --out $(DEMO_DIR)/prepared --workers 2
 	$(BIN)/sspcmr splits default --prepared $(DEMO_DIR)/prepared --test-per-vendor 1 --mm2-test 7-8 \
 		--keep-mm2-overlap -o $(DEMO_DIR)/split.yaml
+
+demo: demo-data
 	$(BIN)/sspcmr inspect --prepared $(DEMO_DIR)/prepared --split $(DEMO_DIR)/split.yaml
 	rm -rf $(DEMO_RUNS) $(DEMO_DIR)/results
 	$(BIN)/sspcmr fit --config configs/demo/mim.yaml
@@ -43,6 +45,12 @@ demo: $(STAMP)
 		--model.init_args.results_dir $(DEMO_DIR)/results/finetune-mim
 	@echo "\nTest subjects, native resolution: U-Net from scratch vs fine-tuned from MIM (2 labelled subjects)"
 	$(BIN)/sspcmr compare scratch=$(DEMO_DIR)/results/scratch mim=$(DEMO_DIR)/results/finetune-mim
+
+# The paper's experiment grid in miniature on the demo phantom (configs/study/smoke.yaml: 20 runs, reports in
+# data/demo/studies/smoke/report). Resumable: run it again after an interruption.
+study-smoke: $(STAMP)
+	@[ -f $(DEMO_DIR)/split.yaml ] || $(MAKE) demo-data
+	OMP_NUM_THREADS=1 $(BIN)/sspcmr study --config configs/study/smoke.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

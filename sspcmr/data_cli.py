@@ -259,6 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     show = split_commands.add_parser("show", help="print subject counts per part and data set")
     show.add_argument("files", nargs="+", help="split YAML files")
     show.set_defaults(handler=_splits_show)
+
+    from sspcmr.study.command import add_study_parser
+
+    add_study_parser(commands)
     return parser
 
 

@@ -1,0 +1,357 @@
+"""Running a study: each run as its own ``sspcmr fit`` (and ``sspcmr test``) process in its own folder,
+resumable, with failures recorded instead of stopping the study.
+
+A run folder ``<output_dir>/runs/<id>/`` holds:
+
+* ``run.json``: the run (method, variant, subset, seed ...), the exact fit and test arguments, the labelled
+  subjects and slices it trains on, and a fingerprint of its arguments;
+* ``split.yaml``: the split it trains on (labelled subset drawn, vendor group filtered), reference format;
+* ``logs/fit/``: TensorBoard events, LightningCLI's resolved ``config.yaml`` and ``checkpoints/last.ckpt``
+  (written every epoch, so an interrupted run resumes from it); ``logs/test/`` likewise for the test;
+* ``results/``: per-volume, clinical and slice-level test results and their summaries (``sspcmr test``);
+* ``fit.log`` / ``test.log``: the processes' output; ``status.json``: ``running``, ``done`` or ``failed``
+  (with the error), written atomically.
+
+Finished runs are skipped; an interrupted fit restarts from its ``last.ckpt``; a fine-tuning whose
+pretraining is not done is ``blocked``. A run whose arguments changed since it started (the study file
+was edited) is refused rather than silently mixed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from sspcmr.data.atomic import atomic_write_bytes
+
+from .config import ALL, SCRATCH, StudyConfig, override_args
+from .grid import Run, find_run, study_runs
+
+STATES = ("pending", "running", "interrupted", "blocked", "failed", "done")
+CHECKPOINT = Path("logs") / "fit" / "checkpoints" / "last.ckpt"
+
+
+class StudyError(ValueError):
+    """A study request that cannot be honoured (incomplete results, changed runs, a run busy elsewhere)."""
+
+
+def _write_json(path: Path, content: dict) -> None:
+    text = json.dumps(content, indent=2, default=str) + "\n"
+    atomic_write_bytes(path, lambda tmp: tmp.write_text(text))
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        raise StudyError(f"{path}: unreadable ({error}); delete it to rerun this run") from error
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class StudyRunner:
+    """Executes, resumes, lists and reports the runs of a study.
+
+    Args:
+        study: the parsed study file.
+        launcher: ``subprocess`` (default: every run is its own ``python -m sspcmr.cli`` process, so a
+            crash or a DDP launch stays inside it) or ``inline`` (in this process; quicker, for tests).
+        echo: where progress lines go.
+    """
+
+    def __init__(self, study: StudyConfig, launcher: str = "subprocess", echo: Callable[[str], None] = print) -> None:
+        if launcher not in ("subprocess", "inline"):
+            raise ValueError(f"launcher must be subprocess or inline; got {launcher!r}")
+        self.study, self.launcher, self.echo = study, launcher, echo
+        self.runs = study_runs(study)
+        self._by_id = {run.id: run for run in self.runs}
+
+    # -- folders and states ------------------------------------------------------------------------
+
+    def run_dir(self, run: Run) -> Path:
+        return self.study.output_dir / "runs" / run.id
+
+    def checkpoint(self, run: Run) -> Path:
+        return self.run_dir(run) / CHECKPOINT
+
+    def state(self, run: Run) -> str:
+        """``done``, ``failed``, ``running`` (a live process holds it), ``interrupted`` (started, stopped
+        before the end), ``blocked`` (its pretraining is not done) or ``pending``."""
+        status = _read_json(self.run_dir(run) / "status.json").get("state")
+        if status in ("done", "failed"):
+            return status
+        if self._lock_holder(run) is not None:
+            return "running"
+        if status == "running" or self.checkpoint(run).exists():
+            return "interrupted"
+        if run.depends_on and self.state(self._by_id[run.depends_on]) != "done":
+            return "blocked"
+        return "pending"
+
+    def _lock_holder(self, run: Run) -> str | None:
+        """``host:pid`` of a live process running this run (this host only; a stale lock is ignored)."""
+        lock = self.run_dir(run) / ".lock"
+        try:
+            host, pid = lock.read_text().strip().rsplit(":", 1)
+        except (FileNotFoundError, ValueError):
+            return None
+        if host == socket.gethostname() and not _alive(int(pid)):
+            return None
+        return f"{host}:{pid}"
+
+    # -- arguments ----------------------------------------------------------------------------------
+
+    def _recipe(self, run: Run) -> tuple[str, dict]:
+        study = self.study
+        if run.kind == "pretrain":
+            spec = study.methods[run.method]
+            return spec.config, {**study.common, **spec.overrides}
+        if run.kind == "scratch":
+            return study.scratch.config, {**study.common, **study.scratch.overrides}
+        spec = study.methods[run.method]
+        return study.finetune.config, {
+            **study.common, **study.finetune.overrides, **spec.finetune_overrides,
+            "model.init_args.init_from": str(self.checkpoint(self._by_id[run.depends_on])),
+            "model.init_args.transfer": spec.transfer,
+        }
+
+    def arguments(self, run: Run, command: str) -> list[str]:
+        """The ``sspcmr fit`` / ``sspcmr test`` arguments of a run (what its process is started with)."""
+        folder = self.run_dir(run)
+        config, overrides = self._recipe(run)
+        forced: dict = {
+            "seed_everything": run.seed,
+            "data.data_dir": self.study.data_dir,
+            "data.seed": run.seed,
+            "trainer.default_root_dir": str(folder),
+            "trainer.logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                               "init_args": {"save_dir": str(folder), "name": "logs", "version": command}},
+        }
+        if run.kind == "pretrain":
+            forced["data.split"] = self.study.split
+        else:
+            forced.update({
+                "data.split": str(folder / "split.yaml"),  # the drawn subset, vendor-filtered: see split.yaml
+                "data.subset_subjects": None, "data.vendors": None,
+                "data.train_phases": list(run.train_phases), "data.eval_phases": list(self.study.eval_phases),
+            })
+            if not run.augmentation:
+                forced["data.views"] = "none"
+        args = [command, "--config", config, *override_args({**overrides, **forced})]
+        if command == "test":
+            args += ["--ckpt_path", str(self.checkpoint(run)), "--model.init_args.results_dir", str(folder / "results")]
+        return args
+
+    def fingerprint(self, run: Run) -> str:
+        return hashlib.sha256(json.dumps(self.arguments(run, "fit")).encode()).hexdigest()[:16]
+
+    # -- preparing a run ------------------------------------------------------------------------------
+
+    def _labelled_split(self, run: Run) -> dict:
+        """Write the run's split (subset drawn, vendor group kept) and count what it trains on."""
+        from sspcmr.data.datamodule import CineDataModule
+        from sspcmr.data.prepare.store import PreparedDataset
+        from sspcmr.data.splits import labelled_subset, read_split, vendor_subset, write_split
+
+        split = read_split(self.study.split)
+        if run.subset != ALL:
+            split = labelled_subset(split, int(run.subset), run.seed)
+        if run.vendors is not None:
+            split = vendor_subset(split, PreparedDataset(self.study.data_dir).metadata_frames(), run.vendors)
+        path = write_split(split, self.run_dir(run) / "split.yaml")
+        module = CineDataModule(self.study.data_dir, str(path), mode="segment", train_phases=list(run.train_phases))
+        rows = module.slice_rows("train")
+        if rows.empty:
+            raise StudyError(f"{run.id}: no labelled training slices (subset {run.subset}, vendors {run.vendors})")
+        return {"labelled_subjects": int(rows["subject_index"].nunique()), "labelled_slices": int(len(rows))}
+
+    def _prepare(self, run: Run) -> dict:
+        folder = self.run_dir(run)
+        folder.mkdir(parents=True, exist_ok=True)
+        record = _read_json(folder / "run.json")
+        fingerprint = self.fingerprint(run)
+        if record and record.get("fingerprint") != fingerprint:
+            raise StudyError(f"{folder}: this run was started with other arguments (the study file changed); "
+                             "delete the folder to rerun it, or give the study another output_dir")
+        if not record:
+            record = {**run.as_dict(), "fingerprint": fingerprint,
+                      "fit_args": self.arguments(run, "fit"),
+                      "test_args": None if run.kind == "pretrain" else self.arguments(run, "test")}
+            if run.kind != "pretrain":
+                record.update(self._labelled_split(run))
+            _write_json(folder / "run.json", record)
+        return record
+
+    # -- executing -------------------------------------------------------------------------------------
+
+    def _launch(self, args: list[str], log: Path) -> None:
+        """Run ``sspcmr <args>``; raise with the log's tail when it fails."""
+        with open(log, "a") as out:
+            out.write(f"\n$ sspcmr {' '.join(args)}\n")
+            out.flush()
+            if self.launcher == "subprocess":
+                env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+                process = subprocess.Popen([sys.executable, "-m", "sspcmr.cli", *args], stdout=out,
+                                           stderr=subprocess.STDOUT, env=env)
+                try:
+                    code = process.wait()
+                except BaseException:  # interrupted or terminated: never leave the run's process behind
+                    process.terminate()
+                    try:
+                        process.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+                    raise
+            else:
+                from sspcmr.cli import main
+
+                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                    try:
+                        code = main(args)
+                    except SystemExit as stop:  # argument errors exit through jsonargparse
+                        code = stop.code if isinstance(stop.code, int) else 1
+                    except Exception:
+                        traceback.print_exc(file=out)
+                        code = 1
+        if code != 0:
+            tail = log.read_text().strip().splitlines()[-15:]
+            raise StudyError(f"`sspcmr {args[0]}` exited with {code}; the end of {log}:\n  " + "\n  ".join(tail))
+
+    def execute(self, run: Run) -> str:
+        """Run (or resume, or skip) one run; returns its final state. Failures are recorded, not raised."""
+        state = self.state(run)
+        if state in ("done", "blocked", "running"):
+            return state
+        folder = self.run_dir(run)
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = folder / ".lock"
+        lock.write_text(f"{socket.gethostname()}:{os.getpid()}")
+        started = time.time()
+        try:
+            record = self._prepare(run)
+            status = _read_json(folder / "status.json")
+            _write_json(folder / "status.json", {"state": "running", "fitted": status.get("fitted", False),
+                                                 "started": started})
+            if not status.get("fitted"):
+                args = list(record["fit_args"])
+                if self.checkpoint(run).exists():
+                    self.echo(f"  {run.id}: resuming from {self.checkpoint(run)}")
+                    args += ["--ckpt_path", str(self.checkpoint(run))]
+                self._launch(args, folder / "fit.log")
+                if not self.checkpoint(run).exists():
+                    raise StudyError(f"{run.id}: fit finished without {self.checkpoint(run)} "
+                                     "(fast_dev_run writes no checkpoint; use limit_train_batches instead)")
+                _write_json(folder / "status.json", {"state": "running", "fitted": True, "started": started})
+            if run.kind != "pretrain":
+                self._launch(record["test_args"], folder / "test.log")
+            _write_json(folder / "status.json", {"state": "done", "fitted": True, "seconds": time.time() - started})
+            return "done"
+        except Exception as error:  # a failed run is reported and does not stop the others
+            _write_json(folder / "status.json", {"state": "failed", "error": str(error),
+                                                 "seconds": time.time() - started})
+            return "failed"
+        finally:
+            lock.unlink(missing_ok=True)
+
+    def run_one(self, key: str) -> str:
+        """``sspcmr study --run ID|INDEX``: execute one run (its pretraining must be done)."""
+        run = find_run(self.runs, key)
+        state = self.state(run)
+        if state == "blocked":
+            raise StudyError(f"{run.id} needs {run.depends_on} to be done first (run the pretraining stage first)")
+        if state == "running":
+            raise StudyError(f"{run.id} is being run by {self._lock_holder(run)}")
+        return self._report_state(run, self.execute(run))
+
+    def _report_state(self, run: Run, state: str) -> str:
+        folder = self.run_dir(run)
+        status = _read_json(folder / "status.json")
+        line = f"{run.id}: {state}"
+        if state == "done" and (folder / "results" / "volumes.csv").is_file():
+            import pandas as pd
+
+            dice = pd.read_csv(folder / "results" / "volumes.csv")["dice_mean"].mean()
+            line += f" (test Dice {dice:.3f}, {status.get('seconds', 0):.0f} s)"
+        elif state == "done":
+            line += f" ({status.get('seconds', 0):.0f} s)"
+        elif state == "failed":
+            line += f": {status.get('error', '')}"
+        self.echo(line)
+        return state
+
+    def run_all(self) -> dict[str, str]:
+        """Every run in order (finished ones skipped); returns ``{id: state}``."""
+        states = {}
+        source = self.study.path
+        if source.is_file():  # the study file as run, next to its runs
+            text = source.read_text()
+            atomic_write_bytes(self.study.output_dir / "study.yaml", lambda tmp: tmp.write_text(text))
+        for index, run in enumerate(self.runs):
+            before = self.state(run)
+            if before == "done":
+                self.echo(f"[{index + 1}/{len(self.runs)}] {run.id}: done earlier, skipped")
+                states[run.id] = before
+                continue
+            self.echo(f"[{index + 1}/{len(self.runs)}] {run.id}: {run.kind}" +
+                      ("" if run.kind == "pretrain" else f" on {run.subset} labelled subjects, seed {run.seed}"))
+            states[run.id] = self._report_state(run, self.execute(run))
+        return states
+
+    # -- listing and reporting --------------------------------------------------------------------------
+
+    def listing(self) -> list[dict]:
+        """One row per run: index, ID, kind, method, variant, subset, seed, depends_on, state."""
+        return [{"index": i, "id": run.id, "kind": run.kind, "method": run.method, "variant": run.variant or "",
+                 "subset": run.subset or "", "seed": run.seed, "depends_on": run.depends_on or "",
+                 "state": self.state(run)} for i, run in enumerate(self.runs)]
+
+    def records(self) -> tuple[list[dict], list[str]]:
+        """Report records of the finished scratch and fine-tuning runs, and the IDs of unfinished runs."""
+        from sspcmr.data.splits import VENDOR_GROUPS
+
+        records, missing = [], []
+        for run in self.runs:
+            if self.state(run) != "done":
+                missing.append(run.id)
+                continue
+            if run.kind == "pretrain":
+                continue
+            stored = _read_json(self.run_dir(run) / "run.json")
+            vendors = None if run.vendors is None else list(VENDOR_GROUPS[run.vendors])
+            records.append({**run.as_dict(), "vendors": vendors, "labelled_subjects": stored["labelled_subjects"],
+                            "labelled_slices": stored["labelled_slices"], "dir": str(self.run_dir(run))})
+        return records, missing
+
+    def report(self, partial: bool = False) -> list[Path]:
+        """Aggregate into ``<output_dir>/report/``; refuses while runs are unfinished unless ``partial``."""
+        from .report import write_report
+
+        records, missing = self.records()
+        if missing and not partial:
+            raise StudyError(f"{len(missing)} of {len(self.runs)} runs are not done ({', '.join(missing[:6])}"
+                             f"{' ...' if len(missing) > 6 else ''}); finish them or pass --partial")
+        if not records:
+            raise StudyError("no finished scratch or fine-tuning runs to report")
+        return write_report(records, self.study.output_dir / "report", partial=bool(missing))
+
+
+__all__ = ["STATES", "SCRATCH", "StudyError", "StudyRunner"]

@@ -173,10 +173,10 @@ class StudyRunner:
         from sspcmr.data.splits import labelled_subset, read_split, vendor_subset, write_split
 
         split = read_split(self.study.split)
+        if run.vendors is not None:  # first, so a subset of N is N subjects of the vendor group
+            split = vendor_subset(split, PreparedDataset(self.study.data_dir).metadata_frames(), run.vendors)
         if run.subset != ALL:
             split = labelled_subset(split, int(run.subset), run.seed)
-        if run.vendors is not None:
-            split = vendor_subset(split, PreparedDataset(self.study.data_dir).metadata_frames(), run.vendors)
         path = write_split(split, self.run_dir(run) / "split.yaml")
         module = CineDataModule(self.study.data_dir, str(path), mode="segment", train_phases=list(run.train_phases))
         rows = module.slice_rows("train")

@@ -275,3 +275,20 @@ def test_overrides_may_be_nested_or_dotted() -> None:
     assert args[:3] == ["fit", "--config", "b.yaml"]
     assert args[args.index("--trainer.max_epochs") + 1] == "3"
     assert args[args.index("--data.train_phases") + 1] == '["ED", "ES"]'
+
+
+def test_a_subset_of_a_vendor_group_is_drawn_from_that_group(prepared_tiny, tmp_path) -> None:
+    from sspcmr.data.prepare import PreparedDataset
+    from sspcmr.data.splits import labelled_subset, read_split, vendor_subset
+
+    path = study_file(tmp_path, prepared_tiny, name="vendor", variants=False)
+    content = yaml.safe_load(path.read_text())
+    content["variants"] = [{"name": "ab", "vendors": "A_B", "methods": ["scratch"], "subsets": [1], "seeds": [3]}]
+    path.write_text(yaml.safe_dump(content))
+    runner = StudyRunner(load_study(path))
+    run = find_run(runner.runs, "scratch-ab-n1-s3")
+    counts = runner._labelled_split(run)
+    metadata = PreparedDataset(prepared_tiny[0]).metadata_frames()
+    expected = labelled_subset(vendor_subset(read_split(prepared_tiny[1]), metadata, "A_B"), 1, 3)
+    assert read_split(runner.run_dir(run) / "split.yaml").train == expected.train
+    assert counts["labelled_subjects"] == 1 and counts["labelled_slices"] > 0

@@ -46,7 +46,7 @@ demo: demo-data
 	@echo "\nTest subjects, native resolution: U-Net from scratch vs fine-tuned from MIM (2 labelled subjects)"
 	$(BIN)/sspcmr compare scratch=$(DEMO_DIR)/results/scratch mim=$(DEMO_DIR)/results/finetune-mim
 
-# The paper's experiment grid in miniature on the demo phantom (configs/study/smoke.yaml: 20 runs, reports in
+# The paper's experiment grid in miniature on the demo phantom (configs/study/smoke.yaml: 19 runs, reports in
 # data/demo/studies/smoke/report). Resumable: run it again after an interruption.
 study-smoke: $(STAMP)
 	@[ -f $(DEMO_DIR)/split.yaml ] || $(MAKE) demo-data

@@ -208,11 +208,14 @@ def _draw_series(draw, line: Line, colour: tuple[int, int, int], pixel, log_x: b
         draw.line(pixels, fill=colour, width=2)
     for (x, y, e), (px, py) in zip(points, pixels, strict=True):
         if math.isfinite(e) and e > 0:
+            # Bars end at the frame (Dice cannot leave [0, 1]); an end cut by the frame gets no cap.
             _, top = pixel(x, y + e)
             _, bottom = pixel(x, y - e)
-            draw.line((px, top, px, bottom), fill=colour, width=1)
-            draw.line((px - 4, top, px + 4, top), fill=colour, width=1)
-            draw.line((px - 4, bottom, px + 4, bottom), fill=colour, width=1)
+            draw.line((px, max(top, _TOP), px, min(bottom, _BOTTOM)), fill=colour, width=1)
+            if top >= _TOP:
+                draw.line((px - 4, top, px + 4, top), fill=colour, width=1)
+            if bottom <= _BOTTOM:
+                draw.line((px - 4, bottom, px + 4, bottom), fill=colour, width=1)
         draw.ellipse((px - 4, py - 4, px + 4, py + 4), fill=colour)
 
 

@@ -239,6 +239,15 @@ def test_killed_study_resumes_and_list_run_report_match_a_single_call(prepared_t
         assert main(["study", "--config", str(path), "--output-dir", str(other), "--run", str(index),
                      "--launcher", "inline"]) == 0
     assert main(["study", "--config", str(path), "--output-dir", str(other), "--report"]) == 0
+    import torch
+
+    for run in runner.runs:  # the same training, whichever way it was launched
+        ours = torch.load(runner.checkpoint(run), map_location="cpu", weights_only=False)["state_dict"]
+        theirs = torch.load(other / "runs" / run.id / "logs/fit/checkpoints/last.ckpt", map_location="cpu",
+                            weights_only=False)["state_dict"]
+        assert ours.keys() == theirs.keys()
+        for key in ours:
+            torch.testing.assert_close(ours[key], theirs[key], rtol=1e-4, atol=1e-6, msg=f"{run.id} {key}")
     for name in ("table1_dice.csv", "per_class_dice.csv", "runs.csv"):
         single = pd.read_csv(runner.study.output_dir / "report" / name)
         split = pd.read_csv(other / "report" / name)
@@ -292,3 +301,24 @@ def test_a_subset_of_a_vendor_group_is_drawn_from_that_group(prepared_tiny, tmp_
     expected = labelled_subset(vendor_subset(read_split(prepared_tiny[1]), metadata, "A_B"), 1, 3)
     assert read_split(runner.run_dir(run) / "split.yaml").train == expected.train
     assert counts["labelled_subjects"] == 1 and counts["labelled_slices"] > 0
+
+
+def test_a_run_can_use_two_process_ddp(prepared_tiny, tmp_path, monkeypatch) -> None:
+    """Runs are their own processes, so a study's runs can train and test with Lightning's DDP (here 2 CPU
+    processes, gloo): every test volume is scored exactly once."""
+    path = study_file(tmp_path, prepared_tiny, name="ddp", variants=False, seeds=(0,), subsets=(2,))
+    content = yaml.safe_load(path.read_text())
+    content["methods"] = {}
+    content["common"].update({"trainer.devices": 2, "trainer.strategy": "ddp"})
+    path.write_text(yaml.safe_dump(content))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("PYTHONWARNINGS", "ignore")
+    assert main(["study", "--config", str(path)]) == 0
+    runner = StudyRunner(load_study(path))
+    (run,) = runner.runs
+    volumes = pd.read_csv(runner.run_dir(run) / "results" / "volumes.csv", dtype={"subject": str})
+    test_subjects = sum(len(ids) for ids in yaml.safe_load((runner.run_dir(run) / "split.yaml").read_text())["test"]
+                        .values())
+    assert len(volumes) == 2 * test_subjects
+    assert not volumes.duplicated(["dataset", "subject", "phase"]).any()
+    assert "ddp" in (runner.run_dir(run) / "logs/fit/config.yaml").read_text()

@@ -16,8 +16,8 @@ METHODS=("$@")
 declare -A EXTRA=(
   [MIM]="--model.patch_size 16 --data.views mim"
   [SliceLocation]="--data.views single"
-  [Orientation]="--data.views single --data.long_axis_only true"
-  [Multitask]="--data.views single --data.long_axis_only true"
+  [Orientation]="--data.views single --data.long_axis_only true --model.optimizer adam --model.lr 0.001"
+  [Multitask]="--data.views single --data.long_axis_only true --model.optimizer adam --model.lr 0.001"
   [Inpainting]="--model.patch_size 16 --data.views single"
 )
 declare -A TRANSFER=([MIM]=encoder+decoder [SliceLocation]=encoder [Orientation]=encoder+decoder

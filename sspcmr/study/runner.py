@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -224,14 +225,25 @@ class StudyRunner:
             else:
                 from sspcmr.cli import main
 
-                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-                    try:
-                        code = main(args)
-                    except SystemExit as stop:  # argument errors exit through jsonargparse
-                        code = stop.code if isinstance(stop.code, int) else 1
-                    except Exception:
-                        traceback.print_exc(file=out)
-                        code = 1
+                # Lightning reports (restored checkpoints, stopping reasons) through `logging`, whose handlers
+                # hold the original streams: give its loggers one into the run's log for the call's duration.
+                handler = logging.StreamHandler(out)
+                handler.setFormatter(logging.Formatter("%(message)s"))
+                loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+                for logger in loggers:
+                    logger.addHandler(handler)
+                try:
+                    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+                        try:
+                            code = main(args)
+                        except SystemExit as stop:  # argument errors exit through jsonargparse
+                            code = stop.code if isinstance(stop.code, int) else 1
+                        except Exception:
+                            traceback.print_exc(file=out)
+                            code = 1
+                finally:
+                    for logger in loggers:
+                        logger.removeHandler(handler)
         if code != 0:
             tail = log.read_text().strip().splitlines()[-15:]
             raise StudyError(f"`sspcmr {args[0]}` exited with {code}; the end of {log}:\n  " + "\n  ".join(tail))

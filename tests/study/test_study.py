@@ -181,12 +181,16 @@ def test_an_interrupted_fit_resumes_from_its_last_checkpoint(finished_study) -> 
     # As a kill during training leaves it: status running, fit not finished, last.ckpt of the latest epoch.
     (folder / "status.json").write_text(json.dumps({"state": "running", "fitted": False}))
     assert runner.state(run) == "interrupted"
+    stamp = runner.checkpoint(run).stat().st_mtime_ns
     lines: list[str] = []
     resumer = StudyRunner(runner.study, launcher="inline", echo=lines.append)
     assert resumer.execute(run) == "done"
     assert any("resuming from" in line for line in lines)
     log = (folder / "fit.log").read_text()
-    assert f"--ckpt_path {runner.checkpoint(run)}" in log and "Restoring states from the checkpoint" in log
+    assert f"--ckpt_path {runner.checkpoint(run)}" in log
+    # Restored at its last epoch (here the final one), the fit trains no further epoch: a fresh start would
+    # have trained again and rewritten last.ckpt.
+    assert runner.checkpoint(run).stat().st_mtime_ns == stamp
 
 
 def test_a_failed_run_is_reported_and_the_others_go_on(prepared_tiny, tmp_path) -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from sspcmr.data.atomic import atomic_write_bytes
 
-from .config import ALL, SCRATCH, StudyConfig, override_args
+from .config import ALL, StudyConfig, override_args
 from .grid import Run, find_run, study_runs
 
 STATES = ("pending", "running", "interrupted", "blocked", "failed", "done")
@@ -366,4 +366,4 @@ class StudyRunner:
         return write_report(records, self.study.output_dir / "report", partial=bool(missing))
 
 
-__all__ = ["STATES", "SCRATCH", "StudyError", "StudyRunner"]
+__all__ = ["STATES", "StudyError", "StudyRunner"]

@@ -123,10 +123,6 @@ class VariantSpec:
     vendors: str | None = None
     augmentation: bool = True
 
-    @property
-    def vendor_letters(self) -> list[str] | None:
-        return None if self.vendors is None else list(VENDOR_GROUPS[self.vendors])
-
 
 @dataclass(frozen=True)
 class StudyConfig:

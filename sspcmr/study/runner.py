@@ -37,7 +37,6 @@ from sspcmr.data.atomic import atomic_write_bytes
 from .config import ALL, StudyConfig, override_args
 from .grid import Run, find_run, study_runs
 
-STATES = ("pending", "running", "interrupted", "blocked", "failed", "done")
 CHECKPOINT = Path("logs") / "fit" / "checkpoints" / "last.ckpt"
 
 
@@ -366,4 +365,4 @@ class StudyRunner:
         return write_report(records, self.study.output_dir / "report", partial=bool(missing))
 
 
-__all__ = ["STATES", "StudyError", "StudyRunner"]
+__all__ = ["StudyError", "StudyRunner"]

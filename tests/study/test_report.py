@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 from sspcmr.study import plots
-from sspcmr.study.report import _method_order, _position_lines, aggregate, format_cell, run_metrics, write_report
+from sspcmr.study.report import _position_lines, aggregate, format_cell, run_metrics, write_report
+from sspcmr.study.tables import method_order as _method_order
 
 SUBJECTS = (("s1", "A"), ("s2", "B"), ("s3", "C"), ("s4", "D"))
 VENDOR_OFFSET = {"A": 0.01, "B": 0.01, "C": -0.01, "D": -0.01}

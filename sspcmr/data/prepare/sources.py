@@ -11,6 +11,14 @@ A raw folder holds ``MnM/`` (M&Ms) and/or ``MnM2/`` (M&Ms-2), directly or under
 * ``MnM2/dataset_information.csv`` and ``MnM2/dataset/<NNN>/<NNN>_SA_{CINE,ED,ES}[_gt].nii.gz``
   (long-axis files are recorded for their geometry only).
 
+Folders and files are found through symbolic links (a ``dataset`` folder or subject folders linked
+from elsewhere), each real folder once, so a link loop is harmless. Hidden entries (names starting
+with ``.``, such as macOS ``._<name>`` resource forks and ``.DS_Store``) are ignored.
+
+Subject codes become folder names of the prepared data set, so a metadata row is accepted only
+when its code is a plain name (:data:`SUBJECT_CODE`): a code such as ``..`` or ``a/b`` is a problem
+of that row and never reaches the file system.
+
 Metadata is normalised to the reference's reformatted columns: ``SubjectID``, ``Pathology``,
 ``Vendor`` (A-D; M&Ms-2 Siemens -> A, Philips -> B, GE -> C), ``VendorName``, plus every other
 column passed through.
@@ -18,12 +26,14 @@ column passed through.
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, MachineError, is_machine_failure
 
 DATASET_FOLDERS = {"mm1": "MnM", "mm2": "MnM2"}
 CLI_NAMES = {"mnms": "mm1", "mnms2": "mm2"}
@@ -34,6 +44,10 @@ MNMS2_VENDORS = {
     "PHILIPS MEDICAL SYSTEMS": ("Philips", "B"),
     "GE MEDICAL SYSTEMS": ("GE", "C"),
 }
+# A subject code names a folder of the prepared data set: letters, digits, ``_`` and ``-`` only (no
+# ``.``, so never ``.``/``..`` or hidden; no path separator), at most 64 characters. Real M&Ms codes
+# are 6 letters and digits, M&Ms-2 codes 3 digits.
+SUBJECT_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass
@@ -92,6 +106,33 @@ def find_subjects(raw: Path, datasets: tuple[str, ...]) -> tuple[list[RawSubject
     return subjects, problems
 
 
+def _shown(code: str) -> str:
+    """A code as it appears in messages: itself when plain, else quoted and shortened (one line)."""
+    return code if SUBJECT_CODE.fullmatch(code) else repr(code[:80])
+
+
+def _walk_files(root: Path) -> list[Path]:
+    """Every non-hidden file below ``root`` (sorted), following symbolic links to folders and files.
+
+    Each real folder is listed once (by its resolved path), so a link to an ancestor folder is not
+    followed again. A folder the machine cannot list is a :class:`MachineError`, not a missing subject.
+    """
+    def failed(error: OSError) -> None:
+        if is_machine_failure(error):
+            raise MachineError("listing", error.filename or root, error)
+
+    files, visited = [], set()
+    for top, folders, names in os.walk(root, followlinks=True, onerror=failed):
+        real = os.path.realpath(top)
+        if real in visited:
+            folders[:] = []
+            continue
+        visited.add(real)
+        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        files += [Path(top, name) for name in names if not name.startswith(".")]
+    return sorted(files)
+
+
 def _read_csv(path: Path, dataset: str) -> pd.DataFrame:
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -103,7 +144,7 @@ def _metadata_csv(root: Path, preferred: str) -> Path:
     path = root / preferred
     if path.is_file():
         return path
-    candidates = sorted(root.glob("*.csv"))
+    candidates = sorted(p for p in root.glob("*.csv") if not p.name.startswith("."))
     if len(candidates) != 1:
         raise DataError(f"expected the metadata CSV {preferred} (or exactly one .csv file) in {root}")
     return candidates[0]
@@ -119,10 +160,12 @@ def _find_mnms(root: Path) -> tuple[list[RawSubject], list[DataError]]:
     frame = frame.rename(columns={"External code": "SubjectID"})
     frame = frame[frame["SubjectID"].str.strip() != ""]  # trailing empty rows
     folders: dict[str, Path] = {}
-    for image in sorted(root.rglob("*_sa.nii.gz")) + sorted(root.rglob("*_sa.nii")):
+    files = _walk_files(root)
+    images = [f for f in files if f.name.endswith("_sa.nii.gz")] + [f for f in files if f.name.endswith("_sa.nii")]
+    for image in images:
         code = image.name.split("_sa.nii")[0]
         if code in folders and folders[code] != image.parent:
-            raise DataError(f"subject folder found twice: {folders[code]} and {image.parent}", f"mm1 {code}")
+            raise DataError(f"subject folder found twice: {folders[code]} and {image.parent}", f"mm1 {_shown(code)}")
         folders[code] = image.parent
     return _match_rows(frame, folders, "mm1", csv, _mnms_files)
 
@@ -141,7 +184,7 @@ def _find_mnms2(root: Path) -> tuple[list[RawSubject], list[DataError]]:
     frame = frame[frame["SUBJECT_CODE"].str.strip() != ""].copy()  # trailing empty rows (a reference crash)
     try:
         frame["SUBJECT_CODE"] = [f"{int(float(v)):03d}" for v in frame["SUBJECT_CODE"]]
-    except ValueError as error:
+    except (ValueError, OverflowError) as error:
         raise DataError(f"SUBJECT_CODE must be integers ({error})", "mm2", csv) from None
     names, codes = [], []
     for vendor in frame["VENDOR"]:
@@ -155,8 +198,9 @@ def _find_mnms2(root: Path) -> tuple[list[RawSubject], list[DataError]]:
     frame["VendorName"], frame["Vendor"] = names, codes
     folders = {}
     base = root / "dataset" if (root / "dataset").is_dir() else root
-    for image in sorted(base.rglob("*_SA_CINE.nii*")):
-        folders[image.name.split("_SA_CINE")[0]] = image.parent
+    for image in _walk_files(base):
+        if image.name.endswith(("_SA_CINE.nii.gz", "_SA_CINE.nii")):
+            folders[image.name.split("_SA_CINE")[0]] = image.parent
     return _match_rows(frame, folders, "mm2", csv, _mnms2_files)
 
 
@@ -178,14 +222,19 @@ def _match_rows(frame: pd.DataFrame, folders: dict[str, Path], dataset: str, csv
     for order, row in enumerate(frame.to_dict("records")):
         code = str(row["SubjectID"]).strip()
         if code in seen:
-            problems.append(DataError("subject listed twice in the metadata CSV", f"{dataset} {code}", csv))
+            problems.append(DataError("subject listed twice in the metadata CSV", f"{dataset} {_shown(code)}", csv))
             continue
         seen.add(code)
+        if not SUBJECT_CODE.fullmatch(code):  # it would become a folder name: never let it near the file system
+            problems.append(DataError(f"subject code {code[:80]!r} is not a plain name (letters, digits, _ and - "
+                                      f"only, at most 64)", f"{dataset} {_shown(code)}", csv))
+            continue
         if code not in folders:
             problems.append(DataError("CSV row without a subject folder", f"{dataset} {code}", csv))
             continue
         row = {"SubjectID": code, **{k: v for k, v in row.items() if k != "SubjectID"}}
         subjects.append(RawSubject(dataset, code, row, files_of(folders[code], code), order, csv))
     for code in sorted(set(folders) - seen):
-        problems.append(DataError(f"subject folder without a row in {csv.name}", f"{dataset} {code}", folders[code]))
+        problems.append(DataError(f"subject folder without a row in {csv.name}", f"{dataset} {_shown(code)}",
+                                  folders[code]))
     return subjects, problems

@@ -20,6 +20,7 @@ The loaders deliver native slices (zero-padded to the batch's largest); resampli
 
 from __future__ import annotations
 
+from numbers import Integral
 from pathlib import Path
 from typing import Literal
 
@@ -30,6 +31,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, DistributedSampler
 
+from sspcmr.checks import check_choice, check_int, check_number
 from sspcmr.transforms import presets
 from sspcmr.transforms.views import Augmenter
 
@@ -112,18 +114,7 @@ class CineDataModule(L.LightningDataModule):
         pin_memory: bool = True,
     ) -> None:
         super().__init__()
-        if mode not in ("pretrain", "segment", "volumes"):
-            raise ValueError(f"mode must be pretrain, segment or volumes; got {mode!r}")
-        for name, phases in (("train_phases", train_phases), ("eval_phases", eval_phases)):
-            if phases is not None and (not phases or any(p not in PHASES for p in phases)):
-                raise ValueError(f"{name} must be a non-empty list of ED / ES; got {phases!r}")
-        if pretrain_subjects is not None and not (
-                (isinstance(pretrain_subjects, int) and pretrain_subjects >= 1)
-                or (isinstance(pretrain_subjects, float) and 0 < pretrain_subjects <= 1)):
-            raise ValueError(f"pretrain_subjects must be a fraction in (0, 1] or a count >= 1; "
-                             f"got {pretrain_subjects!r}")
-        if batch_size < 1 or num_workers < 0 or num_views < 1:
-            raise ValueError("batch_size and num_views must be >= 1 and num_workers >= 0")
+        self._check_arguments(dict(locals()))
         self.save_hyperparameters()
         self.data_dir, self.split_path, self.mode, self.raw_dir = Path(data_dir), split, mode, raw_dir
         self.subset_subjects, self.subset_seed = subset_subjects, subset_seed
@@ -146,6 +137,37 @@ class CineDataModule(L.LightningDataModule):
         self.prepared: PreparedDataset | None = None
         self.split: Split | None = None
         self.datasets: dict[str, torch.utils.data.Dataset] = {}
+
+    @staticmethod
+    def _check_arguments(args: dict) -> None:
+        """Refuse invalid constructor arguments with one line naming the argument, its value and what is
+        allowed (before anything is created or read)."""
+        check_choice("mode", args["mode"], ("pretrain", "segment", "volumes"))
+        for name in ("train_phases", "eval_phases"):
+            phases = args[name]
+            if phases is not None and (isinstance(phases, str) or not phases or any(p not in PHASES for p in phases)):
+                raise ValueError(f"{name} must be a non-empty list of ED / ES; got {phases!r}")
+        vendors = args["vendors"]
+        if vendors is not None and (isinstance(vendors, str) or not vendors
+                                    or not all(isinstance(v, str) and v for v in vendors)):
+            raise ValueError(f"vendors must be a non-empty list of vendor letters (e.g. [A, B]) or null; "
+                             f"got {vendors!r}")
+        share = args["pretrain_subjects"]
+        if share is not None and (isinstance(share, bool) or not (
+                (isinstance(share, Integral) and share >= 1) or (isinstance(share, float) and 0 < share <= 1))):
+            raise ValueError(f"pretrain_subjects must be a fraction in (0, 1] or a count >= 1; got {share!r}")
+        check_choice("views", args["views"], ("auto", "single", "contrastive", "dino", "mim", "none"))
+        check_choice("scale_convention", args["scale_convention"], ("monai", "multiplier"))
+        check_choice("centring", args["centring"], ("gt", "image"))
+        for name in ("batch_size", "num_views", "output_size"):
+            check_int(name, args[name], 1)
+        for name in ("subset_subjects", "val_batch_size"):
+            if args[name] is not None:
+                check_int(name, args[name], 1)
+        check_int("num_workers", args["num_workers"], 0)
+        for name in ("subset_seed", "pretrain_subjects_seed", "seed"):  # NumPy and pandas take 0 ... 2**32 - 1
+            check_int(name, args[name], 0, 2**32 - 1)
+        check_number("output_spacing", args["output_spacing"], 0, low_open=True)
 
     def _train_augmenter(self, views: str, num_views: int, size: int, spacing: float, scale: str,
                          centring: str) -> Augmenter:

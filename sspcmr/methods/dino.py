@@ -26,6 +26,7 @@ from lightly.loss import DINOLoss
 from lightly.models.modules import DINOProjectionHead
 from lightly.models.utils import deactivate_requires_grad, update_momentum
 
+from sspcmr.checks import check_choice, check_int, check_number
 from sspcmr.data import keys as K
 from sspcmr.methods.monitoring import mean_entropy
 from sspcmr.methods.pretrain import EncoderBackbone, Pretraining
@@ -94,10 +95,20 @@ class DINO(Pretraining):
     ) -> None:
         super().__init__(channels, norm, lr, momentum, False, weight_decay, probe, probe_max_samples,
                          monitor_every_n_steps)
-        if teacher_init not in ("student", "separate"):
-            raise ValueError(f"teacher_init must be student or separate; got {teacher_init!r}")
-        if not 0 <= teacher_momentum <= 1 or not 0 <= teacher_momentum_end <= 1:
-            raise ValueError("teacher momenta must lie in [0, 1]")
+        check_choice("teacher_init", teacher_init, ("student", "separate"))
+        for name, value in (("hidden_dim", hidden_dim), ("bottleneck_dim", bottleneck_dim), ("output_dim", output_dim)):
+            check_int(name, value, 1)
+        for name, value in (("student_temperature", student_temperature), ("teacher_temperature", teacher_temperature),
+                            ("warmup_teacher_temperature", warmup_teacher_temperature)):
+            check_number(name, value, 0, low_open=True)
+        for name, value in (("warmup_teacher_temperature_epochs", warmup_teacher_temperature_epochs),
+                            ("freeze_last_layer_epochs", freeze_last_layer_epochs), ("warmup_epochs", warmup_epochs)):
+            check_int(name, value, 0)
+        for name, value in (("center_momentum", center_momentum), ("teacher_momentum", teacher_momentum),
+                            ("teacher_momentum_end", teacher_momentum_end)):
+            check_number(name, value, 0, 1)
+        check_number("min_lr", min_lr, 0)
+        check_number("weight_decay_end", weight_decay_end, 0)
         self.save_hyperparameters()
         config = self.unet_config()
         self.backbone = EncoderBackbone(config)
@@ -118,6 +129,16 @@ class DINO(Pretraining):
                                   student_temp=student_temperature, center_momentum=center_momentum)
         self._schedules: dict[str, torch.Tensor] | None = None
         self._step_index = 0
+
+    def check_output_size(self, size: int) -> None:
+        super().check_output_size(size)
+        divisor = self.backbone.config.divisor
+        step = 2 * divisor  # the local crops, output_size // 2 px, go through the encoder too
+        if size % step:
+            raise ValueError(f"output_size {size} is not divisible by {step}, which DINO needs: its local crops of "
+                             f"{size // 2} px must be multiples of {divisor} for the U-Net with "
+                             f"{len(self.unet_channels)} stages (use a multiple of {step}, e.g. "
+                             f"{max(step, round(size / step) * step)})")
 
     def _head(self) -> DINOProjectionHead:
         h = self.hparams

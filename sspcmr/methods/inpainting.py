@@ -20,6 +20,7 @@ from typing import Literal
 
 import torch
 
+from sspcmr.checks import check_choice, check_int, check_number
 from sspcmr.data import keys as K
 from sspcmr.losses.inpainting import MaskBank
 from sspcmr.losses.masking import masked_mse
@@ -104,20 +105,28 @@ class Inpainting(Pretraining):
         # a study comparing pretext tasks changes nothing but the task.
         super().__init__(channels, norm, lr, momentum, nesterov, weight_decay, probe, probe_max_samples,
                          monitor_every_n_steps)
-        if task not in ("restoration", "prediction") or placement not in ("poisson", "random"):
-            raise ValueError(f"task must be restoration or prediction and placement poisson or random; got "
-                             f"{task!r}, {placement!r}")
-        if loss_reduction not in ("mean", "sum"):
-            raise ValueError(f"loss_reduction must be mean or sum; got {loss_reduction!r}")
-        if patch_size < 1 or not 0 < coverage <= 1 or bank_size < 1:
-            raise ValueError(f"patch_size and bank_size must be >= 1 and coverage in (0, 1]; got {patch_size}, "
-                             f"{bank_size}, {coverage}")
+        check_choice("task", task, ("restoration", "prediction"))
+        check_choice("placement", placement, ("poisson", "random"))
+        check_choice("loss_reduction", loss_reduction, ("mean", "sum"))
+        check_int("patch_size", patch_size, 1)
+        check_number("coverage", coverage, 0, 1, low_open=True)
+        check_int("bank_size", bank_size, 1)
+        check_number("fill_value", fill_value)
+        check_int("mask_seed", mask_seed, 0)  # NumPy draws the layouts
         self.save_hyperparameters(ignore=["log_images"])
         self.log_images = log_images
         self.backbone = UNet(self.unet_config(out_channels=1, num_heads=1))
         self._bank: MaskBank | None = None  # built for the first batch's size; rebuilt from the seed, not saved
         self.mask_generator: torch.Generator | None = None
         self._val_generator: torch.Generator | None = None
+
+    def check_output_size(self, size: int) -> None:
+        super().check_output_size(size)
+        h = self.hparams
+        largest = size // 2 if h.task == "restoration" else size  # restoration swaps two disjoint patches
+        if h.patch_size > largest:
+            raise ValueError(f"patch_size {h.patch_size} does not fit output_size {size}: {h.task} needs "
+                             f"patch_size <= {largest}")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Restored image (B, 1, H, W) of (corrupted) images."""

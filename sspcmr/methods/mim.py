@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from sspcmr.checks import check_int, check_number
 from sspcmr.data import keys as K
 from sspcmr.losses.masking import PatchMasker, masked_mse
 from sspcmr.methods.pretrain import Pretraining, global_pool
@@ -70,12 +71,23 @@ class MIM(Pretraining):
     ) -> None:
         super().__init__(channels, norm, lr, momentum, nesterov, weight_decay, probe, probe_max_samples,
                          monitor_every_n_steps)
+        check_int("patch_size", patch_size, 1)
+        check_number("mask_ratio", mask_ratio, 0, 1, low_open=True)
+        check_number("mask_value", mask_value)
+        check_int("mask_seed", mask_seed)
         self.save_hyperparameters(ignore=["log_images"])
         self.log_images = log_images
         self.backbone = UNet(self.unet_config(out_channels=1, num_heads=1))
         self.masker = PatchMasker(patch_size=patch_size, ratio=mask_ratio, fill_value=mask_value)
         self.mask_generator: torch.Generator | None = None
         self._val_generator: torch.Generator | None = None
+
+    def check_output_size(self, size: int) -> None:
+        super().check_output_size(size)
+        patch = self.hparams.patch_size
+        if size % patch:
+            raise ValueError(f"output_size {size} is not a multiple of MIM's patch_size {patch} (use a multiple of "
+                             f"{patch}, or a patch_size that divides {size})")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Reconstruction (B, 1, H, W) of (masked) images."""

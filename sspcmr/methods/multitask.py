@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from sspcmr.checks import check_number
 from sspcmr.data import keys as K
 from sspcmr.methods.orientation import Orientation, View
 from sspcmr.methods.slice_location import location_target, validation_metrics
@@ -68,8 +69,11 @@ class Multitask(Orientation):
         probe_max_samples: int = 4096,
         monitor_every_n_steps: int = 0,
     ) -> None:
-        if orientation_weight < 0 or location_weight < 0 or orientation_weight + location_weight == 0:
-            raise ValueError("orientation_weight and location_weight must be >= 0 and not both 0")
+        check_number("orientation_weight", orientation_weight, 0)
+        check_number("location_weight", location_weight, 0)
+        if orientation_weight + location_weight == 0:
+            raise ValueError(f"orientation_weight and location_weight must be >= 0, not both 0; got "
+                             f"{orientation_weight} and {location_weight}")
         super().__init__(channels, norm, sigma, views_used, optimizer, lr, momentum, nesterov, weight_decay,
                          step_size, gamma, log_images, probe, probe_max_samples, monitor_every_n_steps)
         self.save_hyperparameters(ignore=["log_images"])

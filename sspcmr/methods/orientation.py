@@ -23,6 +23,7 @@ from typing import Literal
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
+from sspcmr.checks import check_choice, check_int, check_number
 from sspcmr.data import keys as K
 from sspcmr.data.long_axis import VIEWS, output_lines, render_heatmaps
 from sspcmr.methods.pretrain import Pretraining, global_pool
@@ -148,12 +149,10 @@ class Orientation(Pretraining):
         used = list(views_used) if views_used is not None else list(VIEWS)
         if not used or len(set(used)) != len(used) or any(v not in VIEWS for v in used):
             raise ValueError(f"views_used must be distinct views of {list(VIEWS)}; got {views_used!r}")
-        if sigma <= 0:
-            raise ValueError(f"sigma must be > 0; got {sigma}")
-        if optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be sgd or adam; got {optimizer!r}")
-        if step_size < 1 or not 0 < gamma <= 1:
-            raise ValueError(f"step_size must be >= 1 and gamma in (0, 1]; got {step_size}, {gamma}")
+        check_number("sigma", sigma, 0, low_open=True)
+        check_choice("optimizer", optimizer, ("sgd", "adam"))
+        check_int("step_size", step_size, 1)
+        check_number("gamma", gamma, 0, 1, low_open=True)
         self.save_hyperparameters(ignore=["log_images"])
         self.log_images = log_images
         self.sigma = sigma

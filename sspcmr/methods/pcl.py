@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from sspcmr.checks import check_number
 from sspcmr.data import keys as K
 from sspcmr.losses.contrastive import PositionalContrastiveLoss
 from sspcmr.methods.simclr import SimCLR
@@ -58,8 +59,7 @@ class PCL(SimCLR):
         probe_max_samples: int = 4096,
         monitor_every_n_steps: int = 0,
     ) -> None:
-        if threshold <= 0:
-            raise ValueError(f"threshold must be > 0; got {threshold}")
+        check_number("threshold", threshold, 0, low_open=True)
         super().__init__(channels, norm, hidden_dim, projection_dim, temperature, gather_distributed, lr,
                          momentum, nesterov, weight_decay, probe, probe_max_samples, monitor_every_n_steps)
         self.save_hyperparameters()

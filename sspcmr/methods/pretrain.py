@@ -19,10 +19,12 @@ import lightning as L
 import torch
 from torch import nn
 
+from sspcmr.checks import check_int, check_number
 from sspcmr.data import keys as K
 from sspcmr.methods.monitoring import PositionProbe, effective_rank, embedding_std
 from sspcmr.methods.transfer import MANIFEST_KEY, build_manifest
 from sspcmr.models import UNetConfig, UNetEncoder
+from sspcmr.models.unet import check_input_size
 
 BACKBONE_PREFIX = "backbone."
 REFERENCE_CHANNELS = [32, 64, 128, 256, 512, 512, 512]
@@ -79,12 +81,16 @@ class Pretraining(L.LightningModule):
         monitor_every_n_steps: int = 0,
     ) -> None:
         super().__init__()
-        if lr <= 0 or not 0 <= momentum < 1 or weight_decay < 0:
-            raise ValueError(f"lr must be > 0, momentum in [0, 1) and weight_decay >= 0; got {lr}, {momentum}, "
-                             f"{weight_decay}")
+        check_number("lr", lr, 0, low_open=True)
+        check_number("momentum", momentum, 0, 1, high_open=True)
+        check_number("weight_decay", weight_decay, 0)
+        check_int("probe_max_samples", probe_max_samples, 1)
+        check_int("monitor_every_n_steps", monitor_every_n_steps, 0)
         self.lr, self.momentum, self.nesterov, self.weight_decay = lr, momentum, nesterov, weight_decay
         self.probe = PositionProbe(probe_max_samples) if probe else None
         self.monitor_every_n_steps = monitor_every_n_steps
+        # Refuses bad channels and norm now (naming the value as given), whatever the subclass builds later.
+        UNetConfig(channels=channels if channels is not None else REFERENCE_CHANNELS, norm=norm)  # type: ignore[arg-type]
         self.unet_channels = tuple(channels if channels is not None else REFERENCE_CHANNELS)
         self.norm = norm
 
@@ -110,6 +116,12 @@ class Pretraining(L.LightningModule):
             raise ValueError(f"{type(self).__name__} needs CineDataModule(mode='pretrain', views='{self.views}'); "
                              f"got mode={hparams.mode!r}, views={hparams.views!r}. Set --data.mode pretrain "
                              f"--data.views {self.views}")
+        self.check_output_size(hparams.output_size)
+
+    def check_output_size(self, size: int) -> None:
+        """Raise a ValueError unless the data module's ``output_size`` fits the network (called in ``setup``,
+        before the first batch); methods with more constraints (crops, patches) extend it."""
+        check_input_size(size, self.backbone.config)
 
     def _preprocessing(self) -> dict | None:
         data = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None

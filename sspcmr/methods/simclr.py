@@ -14,6 +14,7 @@ import torch
 from lightly.loss import NTXentLoss
 from lightly.models.modules import SimCLRProjectionHead
 
+from sspcmr.checks import check_int, check_number
 from sspcmr.data import keys as K
 from sspcmr.methods.pretrain import EncoderBackbone, Pretraining
 
@@ -61,8 +62,9 @@ class SimCLR(Pretraining):
     ) -> None:
         super().__init__(channels, norm, lr, momentum, nesterov, weight_decay, probe, probe_max_samples,
                          monitor_every_n_steps)
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0; got {temperature}")
+        check_int("hidden_dim", hidden_dim, 1)
+        check_int("projection_dim", projection_dim, 1)
+        check_number("temperature", temperature, 0, low_open=True)
         self.save_hyperparameters()
         self.backbone = EncoderBackbone(self.unet_config())
         self.head = SimCLRProjectionHead(self.unet_channels[-1], hidden_dim, projection_dim, num_layers=3,

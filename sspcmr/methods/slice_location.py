@@ -28,6 +28,7 @@ from torchmetrics import (
     R2Score,
 )
 
+from sspcmr.checks import check_choice, check_int, check_number
 from sspcmr.data import keys as K
 from sspcmr.methods.pretrain import EncoderBackbone, Pretraining
 from sspcmr.methods.visuals import log_image
@@ -116,10 +117,9 @@ class SliceLocation(Pretraining):
     ) -> None:
         super().__init__(channels, norm, lr, momentum, nesterov, weight_decay, probe, probe_max_samples,
                          monitor_every_n_steps)
-        if optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be sgd or adam; got {optimizer!r}")
-        if step_size < 1 or not 0 < gamma <= 1:
-            raise ValueError(f"step_size must be >= 1 and gamma in (0, 1]; got {step_size}, {gamma}")
+        check_choice("optimizer", optimizer, ("sgd", "adam"))
+        check_int("step_size", step_size, 1)
+        check_number("gamma", gamma, 0, 1, low_open=True)
         self.save_hyperparameters()
         self.centrosymmetric = centrosymmetric
         self.log_images = log_images

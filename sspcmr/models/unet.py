@@ -25,7 +25,15 @@ from torch import Tensor, nn
 
 from sspcmr.models.blocks import NORM_TYPES, ConvBlock, NormType
 
-__all__ = ["UNet", "UNetConfig", "UNetDecoder", "UNetEncoder", "from_reference_state_dict", "reference_state_dict"]
+__all__ = [
+    "UNet",
+    "UNetConfig",
+    "UNetDecoder",
+    "UNetEncoder",
+    "check_input_size",
+    "from_reference_state_dict",
+    "reference_state_dict",
+]
 
 REFERENCE_HEAD_PREFIX = "decoder.output_convs."
 HEAD_PREFIX = "heads."
@@ -66,21 +74,22 @@ class UNetConfig:
         for name in ("in_channels", "out_channels"):
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.channels, (str, bytes)) or not isinstance(self.channels, Sequence):
-            raise ValueError(f"channels must be a sequence of positive integers, got {self.channels!r}")
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        given = self.channels
+        if isinstance(given, (str, bytes)) or not isinstance(given, Sequence):
+            raise ValueError(f"channels must be a sequence of positive integers; got {given!r}")
         # Lists come from YAML/CLI; store a tuple so the frozen config stays hashable and immutable.
-        object.__setattr__(self, "channels", tuple(self.channels))
+        object.__setattr__(self, "channels", tuple(given))
         if not self.channels or not all(_is_int(c) and c >= 1 for c in self.channels):
-            raise ValueError(f"channels must be a non-empty sequence of positive integers, got {self.channels!r}")
+            raise ValueError(f"channels must be a non-empty sequence of positive integers; got {given!r}")
         if self.norm not in NORM_TYPES:
-            raise ValueError(f"norm must be one of {NORM_TYPES}, got {self.norm!r}")
+            raise ValueError(f"norm must be one of {', '.join(NORM_TYPES)}; got {self.norm!r}")
         slope = self.negative_slope
         # Negative slopes would make the in-place LeakyReLU non-invertible for autograd.
         if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not 0 <= slope < math.inf:
-            raise ValueError(f"negative_slope must be a finite number >= 0, got {slope!r}")
+            raise ValueError(f"negative_slope must be a finite number >= 0; got {slope!r}")
         if not _is_int(self.num_heads):
-            raise ValueError(f"num_heads must be an integer, got {self.num_heads!r}")
+            raise ValueError(f"num_heads must be an integer; got {self.num_heads!r}")
 
     @property
     def num_stages(self) -> int:
@@ -99,6 +108,30 @@ class UNetConfig:
         if n == 0:
             return stages
         return min(n, stages) if n > 0 else max(1, stages + n)
+
+
+def check_input_size(size: int, config: UNetConfig, name: str = "output_size") -> None:
+    """Raise a ValueError unless square ``size`` x ``size`` images fit the U-Net of ``config``.
+
+    The U-Net with S stages downsamples S - 1 times, so the image side must be a multiple of 2**(S - 1)
+    (:attr:`UNetConfig.divisor`). Data module and model are built separately, so the LightningModules call
+    this in ``setup()`` with the data module's ``output_size``, before the first batch.
+
+    Args:
+        size: Image side in pixels.
+        config: The U-Net's architecture.
+        name: What ``size`` is called in the message (the CLI argument).
+
+    Raises:
+        ValueError: Naming ``size``, the divisor and the nearest size that works.
+    """
+    divisor = config.divisor
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"{name} must be a positive integer; got {size!r}")
+    if size % divisor:
+        suggestion = max(divisor, round(size / divisor) * divisor)
+        raise ValueError(f"{name} {size} is not divisible by {divisor}, which the U-Net with {config.num_stages} "
+                         f"stages needs (use a multiple of {divisor}, e.g. {suggestion})")
 
 
 class UNetEncoder(nn.Module):

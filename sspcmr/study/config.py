@@ -45,6 +45,8 @@ ALL = "all"
 """Subset size meaning every training subject."""
 
 TRANSFERS = ("encoder", "encoder+decoder")
+MAX_SEED = 2**32 - 1
+"""Seeds go to ``seed_everything`` and NumPy, which take 0 ... 2**32 - 1."""
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
 
 
@@ -145,18 +147,32 @@ class StudyConfig:
         return "Baseline" if method == SCRATCH else self.methods[method].label
 
 
+def _is_int(value: Any) -> bool:
+    """A YAML integer: ``abc``, ``1.9`` and booleans (``true`` is not 1) are not."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_seed(value: Any) -> bool:
+    return _is_int(value) and 0 <= value <= MAX_SEED
+
+
+def _seed(value: Any, where: str) -> int:
+    if not _is_seed(value):
+        raise StudyConfigError(f"{where} must be an integer in [0, {MAX_SEED}]; got {value!r}")
+    return value
+
+
 def _subset(value: Any, where: str) -> str:
     if isinstance(value, str) and value.lower() == ALL:
         return ALL
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not _is_int(value) or value < 1:
         raise StudyConfigError(f"{where}: subset sizes are positive integers or 'all'; got {value!r}")
     return str(value)
 
 
 def _seeds(value: Any, where: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool)
-                                                           for s in value):
-        raise StudyConfigError(f"{where}: seeds must be a non-empty list of integers; got {value!r}")
+    if not isinstance(value, list) or not value or not all(_is_seed(s) for s in value):
+        raise StudyConfigError(f"{where}: seeds must be a non-empty list of integers in [0, {MAX_SEED}]; got {value!r}")
     if len(set(value)) != len(value):
         raise StudyConfigError(f"{where}: repeated seeds {value}")
     return tuple(value)
@@ -253,6 +269,7 @@ def parse_study(raw: Mapping[str, Any], path: str | Path = "<study>") -> StudyCo
     if not {"data_dir", "split"} <= set(data):
         raise StudyConfigError(f"{where}: data needs data_dir (prepared folder) and split (the full split YAML)")
     seeds = _seeds(raw.get("seeds", [0]), f"{where}: seeds")
+    pretrain_seed = _seed(raw.get("pretrain_seed", 0), f"{where}: pretrain_seed")
     subsets = tuple(_subset(s, f"{where}: subsets") for s in raw.get("subsets", [ALL]))
     eval_phases = raw.get("eval_phases", ["ED", "ES"])
     if not isinstance(eval_phases, list) or not eval_phases or any(p not in ("ED", "ES") for p in eval_phases):
@@ -275,7 +292,7 @@ def parse_study(raw: Mapping[str, Any], path: str | Path = "<study>") -> StudyCo
         raise StudyConfigError(f"{where}: name must be a plain identifier; got {name!r}")
     return StudyConfig(
         name=name, path=path, output_dir=Path(str(raw["output_dir"])), data_dir=str(data["data_dir"]),
-        split=str(data["split"]), eval_phases=tuple(eval_phases), pretrain_seed=int(raw.get("pretrain_seed", 0)),
+        split=str(data["split"]), eval_phases=tuple(eval_phases), pretrain_seed=pretrain_seed,
         common=flatten_overrides(_mapping(raw.get("common"), f"{where}: common")),
         scratch=_recipe(raw["scratch"], f"{where}: scratch"),
         finetune=_recipe(raw["finetune"], f"{where}: finetune") if "finetune" in raw else RecipeSpec(""),

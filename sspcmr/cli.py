@@ -13,19 +13,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+import yaml
+
 TRAINING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
-def _find_last_checkpoint(trainer) -> str | None:
-    """The newest ``last.ckpt`` of earlier runs: any version of the loggers, a set dirpath, default_root_dir."""
-    from pathlib import Path
-
-    found = [path for logger in trainer.loggers if getattr(logger, "root_dir", None)
-             for path in Path(logger.root_dir).glob("*/checkpoints/last.ckpt")]
-    found += [path for callback in trainer.checkpoint_callbacks if getattr(callback, "dirpath", None)
-              for path in Path(callback.dirpath).glob("last.ckpt")]
-    found += Path(trainer.default_root_dir).glob("checkpoints/last.ckpt")
-    return str(max(found, key=lambda path: path.stat().st_mtime)) if found else None
+# Each subcommand saves its resolved config under its own name, so `test` never replaces the training
+# run's config.yaml (docs/cli.md).
+CONFIG_FILES = {"fit": "config.yaml", "validate": "config-validate.yaml", "test": "config-test.yaml",
+                "predict": "config-predict.yaml"}
 
 
 def lightning_cli(args: Sequence[str] | None, run: bool = True):
@@ -33,9 +29,13 @@ def lightning_cli(args: Sequence[str] | None, run: bool = True):
     import lightning as L
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
+    from lightning.pytorch.utilities import rank_zero_info
 
     import sspcmr.methods  # noqa: F401  (registers the methods, so --model SimCLR works without a class path)
     from sspcmr.data.datamodule import CineDataModule
+    from sspcmr.data.errors import DataError
+    from sspcmr.methods.transfer import load_file
+    from sspcmr.resume import find_last_checkpoint
 
     trainer_defaults = {
         # The progress bar is Lightning's rich one (rich is a dependency, so Lightning picks it).
@@ -50,11 +50,40 @@ def lightning_cli(args: Sequence[str] | None, run: bool = True):
     }
 
     class CLI(LightningCLI):
-        def before_fit(self) -> None:
-            # Lightning looks for "last" only in this run's new logger version folder, where there is none.
-            config = self.config_init[self.subcommand]
+        def _parse_ckpt_path(self) -> None:
+            # Lightning reads the hyperparameters of --ckpt_path here; check the file first so a foreign,
+            # corrupt or code-carrying checkpoint is refused in one line (as data only: weights_only=True).
+            subcommand = self.config.get("subcommand")
+            if subcommand and self.config[subcommand].get("weights_only") is False:
+                raise DataError("--weights_only false is not supported: sspcmr loads checkpoints as data only")
+            path = self.config[subcommand].get("ckpt_path") if subcommand else None
+            if path and path != "last":
+                load_file(path, "--ckpt_path")
+            super()._parse_ckpt_path()
+
+        def before_instantiate_classes(self) -> None:
+            subcommand = self.subcommand
+            if subcommand is None:  # run=False: nothing is run, nothing to resolve
+                return
+            config = self.config[subcommand]
+            self.save_config_kwargs["config_filename"] = CONFIG_FILES[subcommand]
+            if "weights_only" in self._subcommand_method_arguments.get(subcommand, []):
+                config["weights_only"] = True  # Lightning's own restore, whatever torch's default
             if config.get("ckpt_path") == "last":
-                config["ckpt_path"] = _find_last_checkpoint(self.trainer) or "last"
+                current = yaml.safe_load(self._parser(subcommand).dump(config, skip_none=False))
+                path, version = find_last_checkpoint(config, current)
+                if version is not None:  # continue in the run's own folder
+                    config.trainer.logger.init_args.version = version
+                config["ckpt_path"] = str(path)
+                rank_zero_info(f"sspcmr {subcommand}: resuming from {path}")
+
+        def after_instantiate_classes(self) -> None:
+            # The network / image-size check needs both objects; here it runs before any folder or log exists
+            # (the modules repeat it in setup() for Python users).
+            check = getattr(self.model, "check_output_size", None)
+            size = getattr(getattr(self.datamodule, "hparams", None), "output_size", None)
+            if check is not None and size is not None:
+                check(size)
 
     return CLI(
         L.LightningModule,
@@ -63,6 +92,7 @@ def lightning_cli(args: Sequence[str] | None, run: bool = True):
         seed_everything_default=0,
         trainer_defaults=trainer_defaults,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"exit_on_error": False, **{name: {"exit_on_error": False} for name in TRAINING_COMMANDS}},
         args=None if args is None else list(args),
         run=run,
         auto_configure_optimizers=False,
@@ -70,14 +100,27 @@ def lightning_cli(args: Sequence[str] | None, run: bool = True):
 
 
 def main(args: Sequence[str] | None = None) -> int:
-    """Entry point of the ``sspcmr`` console script (tests call it directly); returns the exit code."""
-    argv = list(sys.argv[1:] if args is None else args)
-    if argv and argv[0] in TRAINING_COMMANDS:
-        lightning_cli(None if args is None else argv)
-        return 0
-    from sspcmr.data_cli import main as data_main
+    """Entry point of the ``sspcmr`` console script (tests call it directly); returns the exit code.
 
-    return data_main(argv)
+    Every error ends as one line ``sspcmr <command>: error: ...`` and exit code 2 (bad input) or 1 (machine
+    failure); ``--debug`` or ``SSPCMR_DEBUG=1`` shows the traceback (:mod:`sspcmr.command_errors`).
+    """
+    from sspcmr.command_errors import DEBUG_FLAG, debug_requested, run_reporting
+
+    debug, argv = debug_requested(list(sys.argv[1:] if args is None else args))
+    try:
+        if argv and argv[0] in TRAINING_COMMANDS:
+            # From the console, LightningCLI reads sys.argv itself (it warns when given both).
+            cli_args = None if args is None and DEBUG_FLAG not in sys.argv else argv
+            return run_reporting(argv[0], lambda: lightning_cli(cli_args) and 0, debug)
+        from sspcmr.data_cli import main as data_main
+
+        return data_main(argv, debug=debug)
+    except KeyboardInterrupt:
+        if args is not None or debug:  # called from Python (a study, a test): the caller decides
+            raise
+        print(f"sspcmr {argv[0] if argv else ''}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ no torch import at start-up. The training commands are in :mod:`sspcmr.cli`.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Sequence
 
@@ -66,7 +65,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _segment(args: argparse.Namespace) -> int:
     from sspcmr.evaluation.evaluate import segment_files
 
-    for path in segment_files(args.ckpt, args.input, args.out, device=args.device):
+    for path in segment_files(args.ckpt, args.input, args.out, device=args.device, overwrite=args.overwrite):
         print(f"wrote {path}")
     return 0
 
@@ -143,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         "commands: sspcmr {fit,validate,test,predict} --config CONFIG.yaml (LightningCLI; see --help of each).",
     )
     parser.add_argument("--version", action="version", version=f"sspcmr {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (or SSPCMR_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True)
     synth = commands.add_parser(
         "synth",
@@ -207,7 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
         "segment", help="segment plain 3D/4D short-axis NIfTI files with a checkpoint (output on the input's grid)")
     segment.add_argument("--ckpt", required=True, help="Segmentation checkpoint (.ckpt)")
     segment.add_argument("--input", nargs="+", required=True, help="NIfTI files (3D volume or 4D cine)")
-    segment.add_argument("--out", required=True, help="output folder (<name>_pred.nii.gz per input)")
+    segment.add_argument("--out", required=True, help="output folder: <name>_pred.nii.gz per input, below the "
+                         "input's folder relative to the inputs' common folder (a/sa.nii.gz -> OUT/a/sa_pred.nii.gz)")
+    segment.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: refuse)")
     segment.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     segment.set_defaults(handler=_segment)
 
@@ -266,17 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run a data command; returns the exit code (2 with one line per problem on bad input)."""
+def main(argv: Sequence[str] | None = None, debug: bool = False) -> int:
+    """Run a data command; returns the exit code: one line per problem and 2 for bad input, 1 for a machine
+    failure (:mod:`sspcmr.command_errors`); ``debug`` re-raises with the traceback."""
+    from sspcmr.command_errors import run_reporting
+
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
-    try:
-        return args.handler(args)
-    except ValueError as error:  # bad arguments or data: one line per problem, no traceback
-        for problem in getattr(error, "problems", None) or [error]:
-            print(f"sspcmr {args.command}: error: {problem}", file=sys.stderr)
-        if getattr(error, "problems", None):
-            print(f"sspcmr {args.command}: {len(error.problems)} invalid subject(s); nothing was written "
-                  "(--skip-invalid leaves them out)", file=sys.stderr)
-        return 2
+    return run_reporting(args.command, lambda: args.handler(args), debug)
 

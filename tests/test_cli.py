@@ -156,8 +156,8 @@ def killed(prepared_tiny, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Segmentation, "on_train_epoch_start", on_train_epoch_start)
-        with pytest.raises(Killed):
-            main(fit_args(prepared_tiny, root, "--trainer.max_epochs", "4"))
+        with pytest.raises(Killed):  # --debug: the error propagates instead of ending as one line
+            main(fit_args(prepared_tiny, root, "--trainer.max_epochs", "4", "--debug"))
     return root
 
 
@@ -193,12 +193,13 @@ def test_killed_run_left_a_checkpoint_of_its_last_epoch(prepared_tiny, uninterru
 
 def test_killed_run_resumes_with_ckpt_path_last(prepared_tiny, uninterrupted: Path, killed: Path, tmp_path: Path,
                                                 epoch_watch: dict) -> None:
-    """``--ckpt_path last`` in the killed run's folder finishes it with run A's weights."""
+    """``--ckpt_path last`` in the killed run's folder finishes it, in that folder, with run A's weights."""
     root = tmp_path / "run"
     shutil.copytree(killed, root)
     main(fit_args(prepared_tiny, root, "--trainer.max_epochs", "4", "--ckpt_path", "last"))
     assert epoch_watch["started"] == [2, 3], "--ckpt_path last must resume the killed run, not start afresh"
-    resumed = root / "sspcmr" / "version_1" / "checkpoints" / "last.ckpt"  # the next logger version
+    resumed = root / "sspcmr" / "version_0" / "checkpoints" / "last.ckpt"  # the killed run's own folder
+    assert not (root / "sspcmr" / "version_1").exists()
     assert_same_final_state(load(last_checkpoint(uninterrupted)), load(resumed))
 
 

@@ -19,18 +19,22 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from sspcmr.data import keys as K
 from sspcmr.data.atomic import atomic_write_bytes
+from sspcmr.data.errors import DataError
 from sspcmr.evaluation.native import labels_to_native
 from sspcmr.evaluation.volume import VolumeEvaluator
 from sspcmr.losses import DeepSupervisionLoss, DiceCELoss
 from sspcmr.methods.transfer import (
     MANIFEST_KEY,
     TransferMode,
+    TransferReport,
     build_manifest,
     check_preprocessing,
+    load_file,
     load_transfer,
 )
 from sspcmr.methods.visuals import log_overlays
 from sspcmr.models import UNet, UNetConfig
+from sspcmr.models.unet import check_input_size
 
 
 def slice_dice(pred: torch.Tensor, target: torch.Tensor, classes: tuple[int, ...] = (1, 2, 3)) -> torch.Tensor:
@@ -62,7 +66,10 @@ class Segmentation(L.LightningModule):
         deep_supervision: head weighting: ``reference`` (2^-i over all heads) or ``nnunet`` (lowest
             head dropped).
         init_from: checkpoint to initialise from (a pretraining run's ``.ckpt`` or an exported backbone
-            ``.pt``); None trains from scratch.
+            ``.pt``); None trains from scratch. Applied once, when a fit starts from nothing: the transferred
+            weights then belong to this model's own state, and the file is recorded (path and sha256) in its
+            checkpoints' manifest but never read again: not when a run resumes, nor by ``load_from_checkpoint``,
+            ``test``, ``evaluate`` or ``segment``.
         transfer: what ``init_from`` provides: ``encoder`` or ``encoder+decoder`` (never the heads).
         check_preprocessing: refuse to fine-tune when the data module resamples to another output size or
             spacing than the pretraining run recorded in its manifest.
@@ -120,9 +127,47 @@ class Segmentation(L.LightningModule):
         self.net = UNet(config)
         self.loss = DeepSupervisionLoss(DiceCELoss(ce_weight=ce_weight, dice_weight=dice_weight),
                                         num_scales=self.net.num_outputs, weighting=deep_supervision)
-        self.transfer_report = load_transfer(self.net, init_from, transfer) if init_from else None
+        self.transfer_report: TransferReport | None = None
+        # Provenance of the start weights (TransferReport.provenance), carried from checkpoint to checkpoint.
+        self.init_provenance: dict | None = None
+        self._weights_restored = False  # set by on_load_checkpoint: init_from must not overwrite those weights
+        self.trained_data: dict = {}  # from_checkpoint: the data module's hyperparameters it was trained with
         self.evaluator = VolumeEvaluator()
         self._overlay_batch: dict | None = None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, **overrides) -> Segmentation:
+        """A Segmentation rebuilt from an sspcmr checkpoint, read as data only and loaded strictly.
+
+        The checkpoint's saved hyperparameters rebuild the network (``overrides`` replace run-time ones
+        such as ``results_dir``); ``init_from`` is never read (its weights are in the checkpoint).
+
+        Raises:
+            DataError: unreadable or code-carrying file, not a Segmentation checkpoint, or weights that do
+                not fit the network its hyperparameters describe.
+        """
+        content = load_file(path, "--ckpt")
+        if not isinstance(content, dict) or not isinstance(content.get("state_dict"), dict):
+            raise DataError(f"--ckpt: {path} is not a Lightning checkpoint (no state_dict)")
+        manifest = content.get(MANIFEST_KEY)
+        method = manifest.get("method") if isinstance(manifest, dict) else None
+        hparams = {k: v for k, v in (content.get("hyper_parameters") or {}).items() if not k.startswith("_")}
+        if method != "segmentation":
+            raise DataError(f"--ckpt: {path} is not a Segmentation checkpoint (method: {method or 'unknown'}); "
+                            "fine-tune it first (sspcmr fit with --model.init_from)")
+        try:
+            model = cls(**{**hparams, **overrides})
+        except TypeError as error:
+            raise DataError(f"--ckpt: {path} holds hyperparameters this sspcmr cannot rebuild ({error})") from None
+        missing, unexpected = model.load_state_dict(content["state_dict"], strict=False)
+        if missing or unexpected:
+            raise DataError(f"--ckpt: {path} does not fit the network its hyperparameters describe: "
+                            f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected "
+                            f"(e.g. {unexpected[:2]})")
+        model.on_load_checkpoint(content)
+        model.trained_data = dict(content.get("datamodule_hyper_parameters") or {})
+        model.eval()
+        return model
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
         """Logits per head (highest resolution first) for (B, 1, H, W) images."""
@@ -136,27 +181,53 @@ class Segmentation(L.LightningModule):
             return None
         return {"output_size": int(data.hparams.output_size), "output_spacing": float(data.hparams.output_spacing)}
 
+    def check_output_size(self, size: int) -> None:
+        """Raise a ValueError unless the data module's ``output_size`` fits the U-Net's depth."""
+        check_input_size(size, self.net.config)
+
     def setup(self, stage: str) -> None:
-        report = self.transfer_report
-        if report is None:
+        pre = self._preprocessing()  # None without a CineDataModule
+        if pre is not None:
+            self.check_output_size(pre["output_size"])
+
+    def apply_init_from(self) -> TransferReport | None:
+        """Load ``init_from`` into the U-Net now (strictly, see :func:`load_transfer`) and return the report.
+
+        ``fit`` calls this once when it starts from nothing; call it yourself to inspect a transfer without
+        training. Returns None without ``init_from``.
+        """
+        if not self.hparams.init_from:
+            return None
+        self.transfer_report = load_transfer(self.net, self.hparams.init_from, self.hparams.transfer)
+        self.init_provenance = self.transfer_report.provenance()
+        return self.transfer_report
+
+    def on_fit_start(self) -> None:
+        # Runs after Lightning restored a checkpoint (resume, or a model from load_from_checkpoint): then the
+        # weights are this model's own and init_from is not touched.
+        if self._weights_restored or not self.hparams.init_from:
             return
+        report = self.transfer_report or self.apply_init_from()
         pre = self._preprocessing()
         if report.manifest is not None and pre is not None and self.hparams.check_preprocessing:
             check_preprocessing(report.manifest, pre["output_size"], pre["output_spacing"], report.source)
-        if stage == "fit":
-            rank_zero_info(str(report))
-
-    def on_fit_start(self) -> None:
+        rank_zero_info(str(report))
         # The report goes next to the run's logs so a reader can see what the fine-tuning started from.
-        report, logger = self.transfer_report, self.logger
-        if report is not None and self.trainer.is_global_zero and getattr(logger, "log_dir", None):
+        logger = self.logger
+        if self.trainer.is_global_zero and getattr(logger, "log_dir", None):
             text = json.dumps(report.to_dict(), indent=1)
             atomic_write_bytes(Path(logger.log_dir) / "transfer.json", lambda tmp: tmp.write_text(text))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # A fine-tuned or scratch U-Net can itself be transferred (encoder and decoder; never its heads).
         checkpoint[MANIFEST_KEY] = build_manifest("segmentation", "net.", ("encoder", "decoder"), self.net.config,
-                                                  self._preprocessing())
+                                                  self._preprocessing(), init_from=self.init_provenance)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._weights_restored = True
+        manifest = checkpoint.get(MANIFEST_KEY)
+        if isinstance(manifest, dict) and isinstance(manifest.get("init_from"), dict):
+            self.init_provenance = manifest["init_from"]
 
     # -- training ----------------------------------------------------------------------------------
 

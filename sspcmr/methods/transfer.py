@@ -12,6 +12,8 @@ error naming the keys.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +21,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from sspcmr.data.errors import DataError, MachineError, is_machine_failure
 from sspcmr.models.unet import REFERENCE_HEAD_PREFIX, UNetConfig
 
 TransferMode = Literal["encoder", "encoder+decoder"]
@@ -34,7 +37,7 @@ NORMALISATION = "subject z-score over the 4D cine"
 
 
 def build_manifest(method: str, prefix: str, transferable: tuple[str, ...], unet: UNetConfig,
-                   preprocessing: dict[str, Any] | None) -> dict[str, Any]:
+                   preprocessing: dict[str, Any] | None, init_from: dict[str, Any] | None = None) -> dict[str, Any]:
     """The manifest stored under ``sspcmr_manifest`` in every sspcmr checkpoint.
 
     Args:
@@ -43,6 +46,8 @@ def build_manifest(method: str, prefix: str, transferable: tuple[str, ...], unet
         transferable: the parts a fine-tuning may take, ``("encoder",)`` or ``("encoder", "decoder")``.
         unet: the network's configuration.
         preprocessing: output size and spacing the network saw (None when unknown, e.g. no data module).
+        init_from: provenance of the weights a fine-tuning started from (:meth:`TransferReport.provenance`):
+            recorded, never read back as a file.
     """
     from sspcmr import __version__
 
@@ -50,7 +55,8 @@ def build_manifest(method: str, prefix: str, transferable: tuple[str, ...], unet
     unet_fields["channels"] = list(unet.channels)
     return {"version": MANIFEST_VERSION, "sspcmr": __version__, "method": method, "prefix": prefix,
             "transferable": list(transferable), "unet": unet_fields,
-            "preprocessing": None if preprocessing is None else {"normalisation": NORMALISATION, **preprocessing}}
+            "preprocessing": None if preprocessing is None else {"normalisation": NORMALISATION, **preprocessing},
+            "init_from": init_from}
 
 
 def check_manifest(manifest: dict[str, Any], unet: UNetConfig, mode: str, path: str | Path) -> None:
@@ -106,18 +112,27 @@ def _cli(value: Any) -> str:
 
 @dataclass
 class TransferReport:
-    """What a transfer loaded: the source, the mode, keys loaded and keys left at initialisation."""
+    """What a transfer loaded: the source (and its content hash), the mode, keys loaded and keys left at
+    initialisation."""
 
     source: str
     mode: str
     loaded: list[str] = field(default_factory=list)
     kept_initial: list[str] = field(default_factory=list)
     manifest: dict[str, Any] | None = None
+    sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (written next to the fine-tuning run's logs)."""
-        return {"source": self.source, "mode": self.mode, "loaded": self.loaded, "kept_initial": self.kept_initial,
-                "manifest": self.manifest}
+        return {"source": self.source, "sha256": self.sha256, "mode": self.mode, "loaded": self.loaded,
+                "kept_initial": self.kept_initial, "manifest": self.manifest}
+
+    def provenance(self) -> dict[str, Any]:
+        """What a fine-tuned checkpoint records about its start: the file (absolute path and sha256), the
+        mode, the source method and how many tensors were loaded. Kept for the reader; never re-read."""
+        method = (self.manifest or {}).get("method")
+        return {"path": str(Path(self.source).resolve()), "sha256": self.sha256, "transfer": self.mode,
+                "method": method, "loaded_tensors": len(self.loaded)}
 
     def __str__(self) -> str:
         return (f"transfer from {self.source} ({self.mode}): loaded {len(self.loaded)} tensors, "
@@ -130,15 +145,50 @@ def _summarise(keys: list[str]) -> str:
 
 
 def load_file(path: str | Path, context: str) -> object:
-    """``torch.load`` on the CPU with one-line errors (``context`` names the option) for missing,
-    truncated or foreign files."""
+    """Read a checkpoint or state-dict file as data only (``weights_only=True``), on the CPU.
+
+    Checkpoints are data, never code: ``torch.load`` with ``weights_only=True`` unpickles only tensors
+    and plain containers and types (dict, list, tuple, str, numbers, ``OrderedDict``), which is all
+    sspcmr and Lightning write. A file whose pickle asks for anything else (a class, a function, a
+    shell command) is refused before any of it runs.
+
+    Raises:
+        DataError: missing, truncated, foreign or code-carrying files, in one line that names
+            ``context`` (the option) and the file.
+        MachineError: the file exists but the machine cannot read it (permission, I/O error).
+    """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{context}: {path} does not exist")
+        raise DataError(f"{context}: {path} does not exist")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        with path.open("rb") as handle:
+            return torch.load(handle, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch's message for refused globals spans many lines; keep the first that names the culprit.
+        detail = next((line.strip() for line in str(error).splitlines() if "GLOBAL" in line or "global" in line),
+                      str(error).splitlines()[0] if str(error) else "")
+        raise DataError(f"{context}: {path} is refused: it holds objects other than tensors and plain data, and "
+                        f"sspcmr loads checkpoints as data only, never code ({detail})") from None
+    except OSError as error:
+        if is_machine_failure(error):
+            raise MachineError("reading", path, error) from None
+        raise DataError(f"{context}: cannot read {path} as a PyTorch checkpoint ({_first_line(error)})") from None
     except Exception as error:  # torch raises many types for corrupt files
-        raise ValueError(f"{context}: cannot read {path} as a PyTorch checkpoint ({error})") from None
+        raise DataError(f"{context}: cannot read {path} as a PyTorch checkpoint ({_first_line(error)})") from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """Content hash of a file (transfer provenance: which pretraining file a model started from)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def read_source(path: str | Path) -> tuple[dict[str, torch.Tensor], str, dict[str, Any] | None]:
@@ -194,4 +244,4 @@ def load_transfer(net: nn.Module, path: str | Path, mode: TransferMode = "encode
     merged.update(given)
     net.load_state_dict(merged, strict=True)
     return TransferReport(str(path), mode, loaded=sorted(given), kept_initial=sorted(set(target) - set(given)),
-                          manifest=manifest)
+                          manifest=manifest, sha256=file_sha256(path))

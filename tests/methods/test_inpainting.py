@@ -75,6 +75,7 @@ def test_the_checkpoint_offers_encoder_and_decoder_but_not_the_bank(pretrained) 
 def test_transfer_into_segmentation(pretrained, transfer) -> None:
     _, model, path, _ = pretrained
     tuned = Segmentation(channels=TINY, log_images=False, init_from=str(path), transfer=transfer)
+    tuned.apply_init_from()
     source, target = model.backbone.state_dict(), tuned.net.state_dict()
     parts = tuple(f"{part}." for part in transfer.split("+"))
     assert tuned.transfer_report.loaded and all(key.startswith(parts) for key in tuned.transfer_report.loaded)

@@ -60,6 +60,7 @@ def test_multitask_trains_logs_both_tasks_and_transfers(prepared_tiny, tmp_path)
     manifest = torch.load(path, weights_only=False)[MANIFEST_KEY]
     assert manifest["method"] == "multitask" and manifest["transferable"] == ["encoder", "decoder"]
     tuned = Segmentation(channels=TINY, log_images=False, init_from=str(path), transfer="encoder+decoder")
+    tuned.apply_init_from()
     source = model.backbone.state_dict()
     assert all(torch.equal(v, source[k]) for k, v in tuned.net.state_dict().items()
                if k.startswith(("encoder.", "decoder.")))

@@ -66,6 +66,7 @@ def test_transfer_into_segmentation_loads_encoder_and_decoder(pretrained):
     scratch = Segmentation(channels=TINY, log_images=False)
     torch.manual_seed(1)
     tuned = Segmentation(channels=TINY, log_images=False, init_from=str(path), transfer="encoder+decoder")
+    tuned.apply_init_from()
     source, target = model.backbone.state_dict(), tuned.net.state_dict()
     for key, value in target.items():
         if key.startswith(("encoder.", "decoder.")):

@@ -81,6 +81,7 @@ def test_transfer_round_trip_loads_the_pretrained_tensors_and_no_head(pretrained
     scratch = Segmentation(channels=TINY, log_images=False)
     torch.manual_seed(1)
     tuned = Segmentation(channels=TINY, log_images=False, init_from=str(path), transfer=mode)
+    tuned.apply_init_from()
     source = model.backbone.state_dict()
     target = tuned.net.state_dict()
     parts = ("encoder.", "decoder.") if name == "mim" else ("encoder.",)
@@ -98,15 +99,15 @@ def test_transfer_round_trip_loads_the_pretrained_tensors_and_no_head(pretrained
 def test_encoder_only_methods_refuse_decoder_transfer(pretrained, name):
     _, path = pretrained[name]
     with pytest.raises(ValueError, match="provides only encoder; use --model.transfer encoder"):
-        Segmentation(channels=TINY, init_from=str(path), transfer="encoder+decoder")
+        Segmentation(channels=TINY, init_from=str(path), transfer="encoder+decoder").apply_init_from()
 
 
 def test_other_architecture_is_refused_with_the_fix(pretrained):
     _, path = pretrained["mim"]
     with pytest.raises(ValueError, match=r"channels: pretrained \[8, 16, 32, 64\].*--model.channels \[8,16,32,64\]"):
-        Segmentation(channels=[8, 16, 32, 128], init_from=str(path), transfer="encoder")
+        Segmentation(channels=[8, 16, 32, 128], init_from=str(path), transfer="encoder").apply_init_from()
     with pytest.raises(ValueError, match="norm"):
-        Segmentation(channels=TINY, norm="instance", init_from=str(path))
+        Segmentation(channels=TINY, norm="instance", init_from=str(path)).apply_init_from()
 
 
 def test_other_preprocessing_is_refused_at_setup(pretrained, prepared_tiny, tmp_path):
@@ -260,6 +261,7 @@ def test_export_mim_backbone_with_reference_names_round_trips(pretrained, tmp_pa
     assert all(torch.equal(v, source[k]) for k, v in state.items())
     assert len(state) == sum(1 for k in source if k.startswith(("encoder.", "decoder.")))
     tuned = Segmentation(channels=TINY, init_from=str(out), transfer="encoder+decoder", log_images=False)
+    tuned.apply_init_from()
     assert all(torch.equal(tuned.net.state_dict()[k], v) for k, v in state.items())
 
 

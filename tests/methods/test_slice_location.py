@@ -186,13 +186,14 @@ def test_manifest_and_encoder_transfer(pretrained):
     assert manifest["method"] == "slice_location" and manifest["transferable"] == ["encoder"]
     assert manifest["unet"]["channels"] == TINY and manifest["preprocessing"]["output_size"] == SIZE
     tuned = Segmentation(channels=TINY, log_images=False, init_from=str(path), transfer="encoder")
+    tuned.apply_init_from()
     source = model.backbone.state_dict()
     loaded = tuned.transfer_report.loaded
     assert loaded and all(key.startswith("encoder.") for key in loaded)
     assert len(loaded) == sum(1 for key in tuned.net.state_dict() if key.startswith("encoder."))
     assert all(torch.equal(tuned.net.state_dict()[key], source[key]) for key in loaded)
     with pytest.raises(ValueError, match="provides only encoder; use --model.transfer encoder"):
-        Segmentation(channels=TINY, init_from=str(path), transfer="encoder+decoder")
+        Segmentation(channels=TINY, init_from=str(path), transfer="encoder+decoder").apply_init_from()
     exported, _ = backbone_state_dict(path)  # export-backbone: the encoder under the reference names
     assert exported.keys() == {key for key in source if key.startswith("encoder.")}
     with pytest.raises(ValueError, match="encoder"):

@@ -59,6 +59,7 @@ def _pair(path: str, transfer: str = "encoder", seed: int = 0) -> tuple[Segmenta
     plain = Segmentation(channels=TINY, log_images=False)
     torch.manual_seed(seed)
     loaded = Segmentation(channels=TINY, log_images=False, init_from=path, transfer=transfer)
+    loaded.apply_init_from()
     return loaded, plain
 
 
@@ -161,24 +162,24 @@ def test_lightning_checkpoint_without_manifest_is_refused(tmp_path):
     state = {f"net.{k}": v for k, v in _source_net().state_dict().items()}
     path = _save({"state_dict": state, "epoch": 7}, tmp_path / "last.ckpt")
     with pytest.raises(ValueError, match="without an sspcmr manifest"):
-        Segmentation(channels=TINY, init_from=path)
+        Segmentation(channels=TINY, init_from=path).apply_init_from()
     path = _save({"state_dict": state, MANIFEST_KEY: {"other": 1}}, tmp_path / "bad_manifest.ckpt")
     with pytest.raises(ValueError, match="manifest"):
-        Segmentation(channels=TINY, init_from=path)
+        Segmentation(channels=TINY, init_from=path).apply_init_from()
 
 
 def test_wrong_prefix_in_manifest_is_missing_keys(tmp_path):
     state = {f"model.{k}": v for k, v in _source_net().state_dict().items()}
     path = _save({"state_dict": state, MANIFEST_KEY: {"prefix": "net."}}, tmp_path / "last.ckpt")
     with pytest.raises(ValueError, match=r"missing"):
-        Segmentation(channels=TINY, init_from=path)
+        Segmentation(channels=TINY, init_from=path).apply_init_from()
 
 
 def test_other_channels_fail_naming_shapes(tmp_path):
     source = _backbone(_source_net(channels=(8, 16, 64)))
     path = _save(source, tmp_path / "wide.pt")
     with pytest.raises(ValueError, match=r"with other shapes") as error:
-        Segmentation(channels=TINY, init_from=path)
+        Segmentation(channels=TINY, init_from=path).apply_init_from()
     message = str(error.value)
     # The deepest stage's tensors, e.g. its BN bias: (64,) in the source against (32,) in the model.
     assert "('encoder.enc_blocks.2.bn1.bias', (64,), (32,))" in message
@@ -189,7 +190,7 @@ def test_other_depth_fails(tmp_path):
     source = _backbone(_source_net(channels=(8, 16, 32, 32)))
     path = _save(source, tmp_path / "deep.pt")
     with pytest.raises(ValueError, match=r"unexpected \(e\.g\. \['encoder\.enc_blocks\.3\."):
-        Segmentation(channels=TINY, init_from=path)
+        Segmentation(channels=TINY, init_from=path).apply_init_from()
 
 
 def test_missing_keys_fail(tmp_path):
@@ -197,13 +198,13 @@ def test_missing_keys_fail(tmp_path):
     del source["encoder.enc_blocks.1.bn2.running_var"]
     path = _save(source, tmp_path / "partial.pt")
     with pytest.raises(ValueError, match=r"1 missing \(e\.g\. \['encoder\.enc_blocks\.1\.bn2\.running_var'\]\)"):
-        Segmentation(channels=TINY, init_from=path)
+        Segmentation(channels=TINY, init_from=path).apply_init_from()
     # An encoder-only export cannot provide a decoder.
     encoder_only = {k: v for k, v in _source_net().state_dict().items() if k.startswith("encoder.")}
     path = _save(encoder_only, tmp_path / "encoder.pt")
-    assert Segmentation(channels=TINY, init_from=path).transfer_report.loaded == sorted(encoder_only)
+    assert Segmentation(channels=TINY, init_from=path).apply_init_from().loaded == sorted(encoder_only)
     with pytest.raises(ValueError, match=r"missing \(e\.g\. \['decoder\."):
-        Segmentation(channels=TINY, init_from=path, transfer="encoder+decoder")
+        Segmentation(channels=TINY, init_from=path, transfer="encoder+decoder").apply_init_from()
 
 
 def test_unexpected_key_under_transferred_part_fails(tmp_path):
@@ -211,7 +212,7 @@ def test_unexpected_key_under_transferred_part_fails(tmp_path):
     source["encoder.extra.weight"] = torch.zeros(2)
     path = _save(source, tmp_path / "extra.pt")
     with pytest.raises(ValueError, match=r"1 unexpected \(e\.g\. \['encoder\.extra\.weight'\]\)"):
-        Segmentation(channels=TINY, init_from=path)
+        Segmentation(channels=TINY, init_from=path).apply_init_from()
 
 
 def test_failed_transfer_leaves_the_network_untouched(tmp_path):
@@ -228,18 +229,18 @@ def test_unreadable_sources_fail(tmp_path):
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"this is not a checkpoint\x00\x01\x02" * 10)
     with pytest.raises(ValueError, match="cannot read"):
-        Segmentation(channels=TINY, init_from=str(corrupt))
+        Segmentation(channels=TINY, init_from=str(corrupt)).apply_init_from()
     truncated = tmp_path / "truncated.pt"
     torch.save(_backbone(_source_net()), truncated)
     truncated.write_bytes(truncated.read_bytes()[:200])
     with pytest.raises(ValueError, match="cannot read"):
-        Segmentation(channels=TINY, init_from=str(truncated))
+        Segmentation(channels=TINY, init_from=str(truncated)).apply_init_from()
     with pytest.raises(ValueError, match="does not exist"):
-        Segmentation(channels=TINY, init_from=str(tmp_path / "missing.pt"))
+        Segmentation(channels=TINY, init_from=str(tmp_path / "missing.pt")).apply_init_from()
     with pytest.raises(ValueError, match="neither"):
-        Segmentation(channels=TINY, init_from=_save([1, 2, 3], tmp_path / "list.pt"))
+        Segmentation(channels=TINY, init_from=_save([1, 2, 3], tmp_path / "list.pt")).apply_init_from()
     with pytest.raises(ValueError, match="neither"):
-        Segmentation(channels=TINY, init_from=_save({"encoder.x": 1.0}, tmp_path / "numbers.pt"))
+        Segmentation(channels=TINY, init_from=_save({"encoder.x": 1.0}, tmp_path / "numbers.pt")).apply_init_from()
 
 
 def test_unknown_mode_fails(tmp_path):

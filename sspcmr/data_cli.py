@@ -37,7 +37,8 @@ def _prepare(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     report = prepare_dataset(args.raw, args.out, datasets=args.datasets, skip_invalid=args.skip_invalid,
-                             workers=args.workers, progress=not args.quiet)
+                             workers=args.workers, progress=not args.quiet, verify=args.verify,
+                             wait_for_lock=args.wait)
     print(format_prepare_report(report, args.out, time.perf_counter() - start))
     return 0
 
@@ -174,7 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--datasets", nargs="+", choices=["mnms", "mnms2"], default=["mnms", "mnms2"],
                          help="data sets to prepare")
     prepare.add_argument("--skip-invalid", action="store_true",
-                         help="leave invalid subjects out (listed in OUT/invalid.csv) instead of failing")
+                         help="leave invalid subjects out (listed in OUT/tables/<generation>/invalid.csv) instead "
+                         "of failing")
+    prepare.add_argument("--verify", action="store_true",
+                         help="re-hash the arrays of unchanged subjects and redo those whose content changed "
+                         "(default: reuse checks array headers and sizes)")
+    prepare.add_argument("--wait", action="store_true",
+                         help="wait for another prepare of OUT to finish (default: stop with a message)")
     prepare.add_argument("--workers", type=int, default=1, help="parallel processes")
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(handler=_prepare)

@@ -1,25 +1,36 @@
 """``sspcmr prepare``: validate every selected subject, then write the prepared data set.
 
-Order of work, so a failure or an interruption never leaves a half-written data set:
+Order of work, so a failure or an interruption never leaves a half-written data set (see store.py for
+the layout):
 
-1. find the subjects and their metadata rows (CSV rows without folders and folders without rows
+1. lock the prepared folder (a second run on it stops with a message instead of interfering);
+2. find the subjects and their metadata rows (CSV rows without folders and folders without rows
    are problems of those subjects);
-2. prepare every new or changed subject into a hidden staging folder (unchanged subjects, by the
-   fingerprint of their source files and metadata row, are reused as they are);
-3. if any subject is invalid, stop with one line per problem and delete the staging folder, unless
+3. reuse each subject of the current data set whose fingerprint (source files, metadata row) is
+   unchanged and whose arrays are intact (shapes and sizes; with ``verify`` also their sha256);
+   prepare every other one into a hidden staging folder;
+4. if any subject is invalid, stop with one line per problem and delete the staging folder, unless
    ``skip_invalid``, which leaves those subjects out and lists them in ``invalid.csv``;
-4. move each staged subject into place with a rename, then write the tables atomically.
+5. move each staged subject into a new version folder and write a new generation of the tables
+   beside the current ones (nothing the current manifest names is touched), then replace
+   ``manifest.json``: the one atomic switch to the new data set;
+6. delete what the new manifest does not name (old generations, old versions, leftovers).
 
-The raw folder is only ever read.
+A failure of the machine (disk full, file-size limit, permissions, read-only folder, I/O error) is
+never taken for a problem of the data: the whole run stops with :class:`MachineError` naming the path,
+and the previous data set stays exactly as it was. The raw folder is only ever read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,10 +38,31 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write_bytes
-from ..errors import DataError
+from ..errors import DataError, MachineError, is_machine_failure
+from .lock import FolderLock
 from .sources import CLI_NAMES, RawSubject, find_subjects
-from .store import SUBJECT_COLUMNS, read_meta, slice_rows, subject_folder, subject_row
+from .store import (
+    FILE_COLUMNS,
+    MANIFEST_FILE,
+    SUBJECT_COLUMNS,
+    SUBJECTS_FOLDER,
+    TABLE_FILES,
+    TABLES_FOLDER,
+    array_problem,
+    content_problem,
+    fsync_path,
+    read_manifest,
+    read_meta,
+    read_table,
+    slice_rows,
+    subject_row,
+    version_folder,
+)
 from .subject import FORMAT_VERSION, fingerprint, prepare_subject
+
+KEPT = "the previous prepared data set is unchanged"
+KEPT_NONE = "no prepared data set was written"
+LEGACY_TABLES = ("subjects.csv", "slices.csv", "corrections.csv", "invalid.csv")  # format 1, top level
 
 
 class PrepareFailed(DataError):
@@ -45,31 +77,64 @@ class PrepareFailed(DataError):
 
 @dataclass
 class PrepareReport:
-    """What a prepare run did."""
+    """What a prepare run did.
+
+    ``prepared`` lists every subject prepared by this run; those among them whose previous prepared
+    copy was damaged (missing or truncated arrays, or with ``verify`` a changed sha256) are also in
+    ``repaired``, with what was wrong in ``damage``.
+    """
 
     prepared: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     invalid: list[DataError] = field(default_factory=list)
     corrections: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    damage: dict[str, str] = field(default_factory=dict)
+    generation: str = ""
     subjects: int = 0
     slices: int = 0
 
 
-def _prepare_one(job: tuple[RawSubject, Path]) -> tuple[RawSubject, dict | None, DataError | None]:
+def _machine_cause(error: BaseException) -> BaseException | None:
+    """The machine failure behind ``error``, if any: itself, or an OS error that a data error was raised while
+    handling (a reader that turned every ``OSError`` into a :class:`DataError`). A data error raised while
+    handling a ``MemoryError`` stays one: that is how a file claiming absurd amounts of data is refused."""
+    if isinstance(error, MachineError):
+        return error.cause
+    if is_machine_failure(error):
+        return error
+    seen = {id(error)}
+    while (error := error.__cause__ or error.__context__) is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, MachineError):
+            return error.cause
+        if isinstance(error, OSError) and is_machine_failure(error):
+            return error
+    return None
+
+
+def _prepare_one(job: tuple[RawSubject, Path]) -> tuple[RawSubject, dict | None, DataError | None, OSError | None]:
+    """``(subject, meta, data error, machine failure)``; runs in worker processes, so only picklable results."""
     subject, folder = job
     try:
-        return subject, prepare_subject(subject, folder), None
-    except DataError as error:
+        return subject, prepare_subject(subject, folder), None, None
+    except Exception as error:
         shutil.rmtree(folder, ignore_errors=True)
-        return subject, None, error
-    except Exception as error:  # an unforeseen problem with one file must not hide the others
-        shutil.rmtree(folder, ignore_errors=True)
-        return subject, None, DataError(f"unexpected {type(error).__name__}: {error}", subject.name)
+        machine = _machine_cause(error)
+        if isinstance(machine, OSError):
+            return subject, None, None, OSError(machine.errno, machine.strerror, machine.filename)
+        if machine is not None:
+            return subject, None, None, OSError(0, f"{type(machine).__name__}: {machine}", None)
+        if isinstance(error, DataError):
+            return subject, None, error, None
+        # an unforeseen problem with one file must not hide the others
+        return subject, None, DataError(f"unexpected {type(error).__name__}: {error}", subject.name), None
 
 
 def prepare_dataset(raw: str | Path, out: str | Path, datasets: tuple[str, ...] | list[str] = ("mnms", "mnms2"),
-                    skip_invalid: bool = False, workers: int = 1, progress: bool = True) -> PrepareReport:
+                    skip_invalid: bool = False, workers: int = 1, progress: bool = True, verify: bool = False,
+                    wait_for_lock: bool = False) -> PrepareReport:
     """Prepare M&Ms / M&Ms-2 data (as downloaded, or the synthetic phantom) for training.
 
     Args:
@@ -79,9 +144,15 @@ def prepare_dataset(raw: str | Path, out: str | Path, datasets: tuple[str, ...] 
         skip_invalid: leave invalid subjects out (listed in ``invalid.csv``) instead of failing.
         workers: parallel processes.
         progress: show a progress bar.
+        verify: also re-hash the arrays of unchanged subjects and redo those whose content changed
+            (without it, reuse checks the array headers and file sizes only).
+        wait_for_lock: wait for another run on ``out`` to finish instead of stopping.
 
     Raises:
-        DataError: no subjects selected, or (without ``skip_invalid``) :class:`PrepareFailed`.
+        DataError: no subjects selected, ``out`` being prepared by another process
+            (:class:`~sspcmr.data.prepare.lock.FolderLocked`), or (without ``skip_invalid``)
+            :class:`PrepareFailed`.
+        MachineError: the machine failed (disk full, permissions, ...); the previous data set is unchanged.
     """
     raw, out = Path(raw), Path(out)
     names = tuple(dict.fromkeys(CLI_NAMES.get(d, d) for d in datasets))
@@ -89,51 +160,251 @@ def prepare_dataset(raw: str | Path, out: str | Path, datasets: tuple[str, ...] 
         raise DataError(f"datasets must be among mnms, mnms2; got {list(datasets)}")
     if out.resolve() == raw.resolve() or raw.resolve() in out.resolve().parents:
         raise DataError(f"the prepared folder {out} must lie outside the raw folder {raw} (raw data is never changed)")
-    subjects, problems = find_subjects(raw, names)
-    if not subjects and not problems:
-        raise DataError(f"empty selection: no {'/'.join(names)} subjects found under {raw}")
-    report = PrepareReport()
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in list(out.glob(".staging-*")) + list(out.glob(".trash-*")):
-        shutil.rmtree(stale, ignore_errors=True)  # left by an interrupted run
-    staging = out / f".staging-{uuid.uuid4().hex[:8]}"
+    if out.exists() and not out.is_dir():
+        raise DataError(f"the prepared folder {out} exists and is not a folder")
+    lock = FolderLock(out, wait=wait_for_lock, purpose="prepared")
+    with _machine("locking", lock.path, _kept(out)):
+        lock.acquire()
     try:
-        jobs, metas = [], {}
-        for subject in subjects:
-            meta = read_meta(subject_folder(out, subject.dataset, subject.subject_id))
-            if meta is not None and meta.get("fingerprint") == fingerprint(subject):
-                metas[subject.name] = meta
-                report.reused.append(subject.name)
-            else:
-                jobs.append((subject, staging / subject.dataset / subject.subject_id))
-        staged = []
-        bar = tqdm(total=len(jobs), desc="prepare", unit="subject", disable=not progress or not jobs)
-        with _pool(workers, len(jobs)) as pool:
-            for subject, meta, error in pool(_prepare_one, jobs):
-                bar.update()
-                if error is not None:
-                    problems.append(error)
-                else:
-                    staged.append((subject, meta))
-        bar.close()
-        if problems and not skip_invalid:
-            raise PrepareFailed(problems)
-        if not staged and not metas:
-            raise DataError(f"empty selection: every one of {len(problems)} subject(s) under {raw} is invalid")
-        _commit(out, staging, staged)
-        for subject, meta in staged:
-            metas[subject.name] = meta
-            report.prepared.append(subject.name)
-        report.invalid = problems
-        report.removed = _remove_unlisted(out, names, set(metas))
-        _write_tables(out, report)
+        return _Run(raw, out, names, skip_invalid, workers, progress, verify).run()
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return report
+        lock.release()
 
+
+def _kept(out: Path) -> str:
+    return KEPT if (out / MANIFEST_FILE).exists() else KEPT_NONE
+
+
+@contextmanager
+def _machine(action: str, path: Path | str | None, kept: str, exact: bool = False):
+    """Turn a machine failure inside the block into :class:`MachineError` (``action`` ``path`` failed).
+
+    The message names the file of the OS error when there is one, else (or when ``exact``) ``path``.
+    """
+    try:
+        yield
+    except MachineError as error:
+        if kept in str(error):
+            raise
+        raise MachineError(error.action, error.path, error.cause, kept) from error
+    except DataError as error:
+        cause = _machine_cause(error)
+        if cause is None:
+            raise
+        raise MachineError(action, getattr(cause, "filename", None) or error.file or path, cause, kept) from error
+    except (OSError, MemoryError) as error:
+        if not is_machine_failure(error):
+            raise
+        where = path if exact else getattr(error, "filename", None) or path
+        raise MachineError(action, where, error, kept) from error
+
+
+@dataclass
+class _Previous:
+    """The current data set, as far as it can be read (for reuse, carrying over and clean-up)."""
+
+    manifest: dict | None = None
+    table: pd.DataFrame | None = None  # subjects.csv, verified against the manifest
+    folders: dict[tuple[str, str], Path] = field(default_factory=dict)
+
+
+class _Run:
+    def __init__(self, raw: Path, out: Path, names: tuple[str, ...], skip_invalid: bool, workers: int,
+                 progress: bool, verify: bool) -> None:
+        self.raw, self.out, self.names = raw, out, names
+        self.skip_invalid, self.workers, self.progress, self.verify = skip_invalid, workers, progress, verify
+        self.generation = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        self.staging = out / f".staging-{self.generation}"
+        self.kept = _kept(out)
+        self.created: list[Path] = []  # new folders of this run, removed again unless the switch happened
+        self.report = PrepareReport()
+
+    def run(self) -> PrepareReport:
+        out, report = self.out, self.report
+        _remove_leftovers(out)  # staging of runs that were killed (the lock says none is running)
+        try:
+            with _machine("reading", out, self.kept):
+                previous = _read_previous(out)
+            with _machine("reading", self.raw, self.kept):
+                subjects, problems = find_subjects(self.raw, self.names)
+            if not subjects and not problems:
+                raise DataError(f"empty selection: no {'/'.join(self.names)} subjects found under {self.raw}")
+            entries, jobs = self._reuse(subjects, previous)
+            staged = self._prepare(jobs, problems)
+            if problems and not self.skip_invalid:
+                raise PrepareFailed(problems)
+            if not staged and not entries:
+                raise DataError(f"empty selection: every one of {len(problems)} subject(s) under {self.raw} is invalid")
+            entries += [(meta, f"{SUBJECTS_FOLDER}/{s.dataset}/{s.subject_id}/{self.generation}") for s, meta in staged]
+            entries += self._carry_over(previous)
+            report.invalid = problems
+            report.prepared = [s.name for s, _ in staged]
+            report.repaired = [name for name in report.prepared if name in report.damage]
+            report.damage = {name: report.damage[name] for name in report.repaired}
+            tables, manifest = self._tables(entries)
+            if staged or not _unchanged(out, previous.manifest, manifest):
+                self._commit(staged, tables, manifest)
+            else:
+                manifest = previous.manifest
+            report.generation = manifest["generation"]
+            report.removed += _removed(out, self.names, previous, entries)
+        finally:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            for path in reversed(self.created):  # only when the switch did not happen
+                shutil.rmtree(path, ignore_errors=True)
+        referenced = {folder for _, folder in entries}
+        try:
+            _collect_garbage(out, manifest["generation"], referenced,
+                             set(self.names) | {m["dataset"] for m, _ in entries})
+        except OSError:
+            pass  # left for the next run: nothing the manifest names is affected
+        return report
+
+    # -------------------------------------------------------------------------------------------- steps
+
+    def _reuse(self, subjects: list[RawSubject], previous: _Previous) -> tuple[list[tuple[dict, str]], list]:
+        """Subjects of the current data set that are unchanged and intact, and jobs for all others."""
+        entries, jobs = [], []
+        for subject in subjects:
+            with _machine("reading", self.raw, self.kept):
+                expected = fingerprint(subject)
+            key = (subject.dataset, subject.subject_id)
+            if previous.table is not None:
+                candidates = [previous.folders[key]] if key in previous.folders else []
+            else:  # no readable subject table: any intact version folder of this subject will do
+                base = self.out / SUBJECTS_FOLDER / subject.dataset / subject.subject_id
+                candidates = sorted(p for p in base.glob("*") if p.is_dir() and not p.name.startswith("."))
+            for folder in candidates:
+                with _machine("reading", folder, self.kept):
+                    meta, problem = read_meta(folder), None
+                    if meta is None:
+                        if previous.table is not None:
+                            self.report.damage[subject.name] = f"{folder / 'meta.json'}: missing or unreadable"
+                        continue
+                    if meta.get("fingerprint") != expected:
+                        continue
+                    problem = _intact(folder, meta, self.verify)
+                if problem is None:
+                    entries.append((meta, folder.relative_to(self.out).as_posix()))
+                    self.report.reused.append(subject.name)
+                    break
+                self.report.damage[subject.name] = f"{problem[0]}: {problem[1]}"
+            else:
+                jobs.append((subject, self.staging / subject.dataset / subject.subject_id))
+        return entries, jobs
+
+    def _prepare(self, jobs: list, problems: list[DataError]) -> list[tuple[RawSubject, dict]]:
+        staged = []
+        bar = tqdm(total=len(jobs), desc="prepare", unit="subject", disable=not self.progress or not jobs)
+        try:
+            with _pool(self.workers, len(jobs)) as pool:
+                for subject, meta, error, machine in pool(_prepare_one, jobs):
+                    bar.update()
+                    if machine is not None:
+                        path = machine.filename or subject.files.get("cine")
+                        writing = path is not None and _inside(Path(path), self.out)
+                        raise MachineError("writing" if writing else "reading", path, machine, self.kept)
+                    if error is not None:
+                        problems.append(error)
+                    else:
+                        staged.append((subject, meta))
+        finally:
+            bar.close()
+        return staged
+
+    def _carry_over(self, previous: _Previous) -> list[tuple[dict, str]]:
+        """Subjects of data sets not selected this time stay as they are (when intact)."""
+        entries = []
+        if previous.table is None:
+            return entries
+        for row in previous.table.itertuples(index=False):
+            if row.dataset in self.names:
+                continue
+            folder = version_folder(self.out, row.folder)
+            with _machine("reading", folder, self.kept):
+                meta = read_meta(folder) if folder is not None else None
+                intact = meta is not None and _intact(folder, meta, False) is None
+            if intact:
+                entries.append((meta, row.folder))
+            else:
+                self.report.removed.append(f"{row.dataset} {row.SubjectID}")
+        return entries
+
+    def _tables(self, entries: list[tuple[dict, str]]) -> tuple[dict[str, bytes], dict]:
+        report = self.report
+        entries.sort(key=lambda e: (e[0]["dataset"], e[0]["csv_order"], e[0]["subject"]))
+        metas = [meta for meta, _ in entries]
+        subjects = pd.DataFrame([subject_row(meta, folder) for meta, folder in entries],
+                                columns=SUBJECT_COLUMNS + FILE_COLUMNS)
+        slices = pd.concat([slice_rows(i, m) for i, m in enumerate(metas)], ignore_index=True)
+        corrections = [{"dataset": m["dataset"], "SubjectID": m["subject"], "note": note}
+                       for m in metas for note in m.get("notes", [])]
+        invalid = [{"subject": e.subject or "", "file": e.file or "", "problem": e.problem} for e in report.invalid]
+        report.corrections = [f"{c['dataset']} {c['SubjectID']}: {c['note']}" for c in corrections]
+        report.subjects, report.slices = len(subjects), len(slices)
+        frames = {
+            "subjects.csv": subjects, "slices.csv": slices,
+            "corrections.csv": pd.DataFrame(corrections, columns=["dataset", "SubjectID", "note"]),
+            "invalid.csv": pd.DataFrame(invalid, columns=["subject", "file", "problem"]),
+        }
+        tables = {name: frames[name].to_csv(index=False).encode() for name in TABLE_FILES}
+        manifest = {
+            "format_version": FORMAT_VERSION, "generation": self.generation,
+            "created": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            "datasets": sorted(subjects["dataset"].unique().tolist()),
+            "subjects": len(subjects), "slices": len(slices),
+            "tables": {name: {"rows": len(frames[name]), "bytes": len(data), "sha256": _sha256(data)}
+                       for name, data in tables.items()},
+        }
+        return tables, manifest
+
+    def _commit(self, staged: list[tuple[RawSubject, dict]], tables: dict[str, bytes], manifest: dict) -> None:
+        """New version folders and table generation beside the current ones, then the switch."""
+        out = self.out
+        for subject, _ in staged:
+            final = out / SUBJECTS_FOLDER / subject.dataset / subject.subject_id / self.generation
+            with _machine("writing", final, self.kept, exact=True):  # (a rename's OS error names its source)
+                self._makedirs(final.parent)
+                if final.exists():  # never renamed over anything
+                    raise FileExistsError(f"version folder {final} exists already")
+                os.rename(self.staging / subject.dataset / subject.subject_id, final)
+                self.created.append(final)
+                fsync_path(final.parent, directory=True)
+        folder = out / TABLES_FOLDER / self.generation
+        staged_tables = self.staging / TABLES_FOLDER
+        for name, data in tables.items():
+            with _machine("writing", staged_tables / name, self.kept):
+                staged_tables.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(staged_tables / name, lambda tmp, d=data: _write_synced(tmp, d))
+        with _machine("writing", folder, self.kept, exact=True):
+            self._makedirs(folder.parent)
+            os.rename(staged_tables, folder)
+            self.created.append(folder)
+            fsync_path(folder.parent, directory=True)
+        with _machine("writing", out / MANIFEST_FILE, self.kept):
+            text = json.dumps(manifest, indent=1).encode()
+            atomic_write_bytes(out / MANIFEST_FILE, lambda tmp: _write_synced(tmp, text))
+        self.created = []  # switched: everything new is part of the data set now
+        try:
+            fsync_path(out, directory=True)
+        except OSError:
+            pass
+
+    def _makedirs(self, folder: Path) -> None:
+        """``mkdir -p``, remembering the folders it creates (removed again if the run fails)."""
+        missing = []
+        while not folder.exists():
+            missing.append(folder)
+            folder = folder.parent
+        for path in reversed(missing):
+            path.mkdir()
+            self.created.append(path)
+
+
+# ----------------------------------------------------------------------------------------------- helpers
 
 class _pool:
-    """``with _pool(n, jobs) as run: run(fn, items)`` -> results in completion order (inline when n = 1)."""
+    """``with _pool(n, jobs) as run: run(fn, items)`` -> results in order (inline when n = 1)."""
 
     def __init__(self, workers: int, jobs: int) -> None:
         self.workers = max(1, min(int(workers), jobs))
@@ -150,48 +421,127 @@ class _pool:
             self.executor.shutdown(cancel_futures=True)
 
 
-def _commit(out: Path, staging: Path, staged: list[tuple[RawSubject, dict]]) -> None:
-    """Rename staged subjects into place; an old version is moved aside first, then deleted."""
-    trash = out / f".trash-{uuid.uuid4().hex[:8]}"
-    for subject, _ in staged:
-        final = subject_folder(out, subject.dataset, subject.subject_id)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        if final.exists():
-            aside = trash / subject.dataset / subject.subject_id
-            aside.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(final, aside)
-        os.replace(staging / subject.dataset / subject.subject_id, final)
-    shutil.rmtree(trash, ignore_errors=True)
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
-def _remove_unlisted(out: Path, datasets: tuple[str, ...], valid: set[str]) -> list[str]:
-    """Delete prepared subjects of the selected data sets that are no longer valid or present."""
-    removed = []
+def _write_synced(path: Path, data: bytes) -> None:
+    """Write ``data``, readable as any new file (temporary files start private), and flush it to disk."""
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fchmod(handle.fileno(), 0o666 & ~_umask())
+        os.fsync(handle.fileno())
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        return 0o022
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
+
+
+def _intact(folder: Path, meta: dict, verify: bool) -> tuple[Path, str] | None:
+    """``(file, problem)`` when a prepared subject's arrays are not what its ``meta.json`` records."""
+    try:
+        problem = array_problem(folder, meta["n_frames"], meta["n_slices"], meta["height"], meta["width"],
+                                meta["dtype"])
+    except (KeyError, TypeError) as error:
+        return folder / "meta.json", f"incomplete metadata ({error})"
+    if problem is None and verify:
+        problem = content_problem(folder, meta)
+    return problem
+
+
+def _read_previous(out: Path) -> _Previous:
+    """The current manifest and subject table, when readable and consistent (else as good as none)."""
+    previous = _Previous()
+    try:
+        previous.manifest = read_manifest(out)
+        previous.table = read_table(out, previous.manifest, "subjects.csv")[0]
+    except DataError:
+        return previous
+    if any(c not in previous.table.columns for c in ("dataset", "SubjectID", "folder")):
+        previous.table = None
+        return previous
+    for row in previous.table.itertuples(index=False):
+        folder = version_folder(out, row.folder)
+        if folder is not None:
+            previous.folders[(row.dataset, row.SubjectID)] = folder
+    return previous
+
+
+def _unchanged(out: Path, current: dict | None, new: dict) -> bool:
+    """True when the current generation's tables are intact and identical to the new ones (nothing to switch)."""
+    if current is None:
+        return False
+    keys = ("format_version", "datasets", "subjects", "slices")
+    if any(current.get(k) != new[k] for k in keys) or any(
+            current["tables"][name].get(k) != new["tables"][name][k] for name in TABLE_FILES
+            for k in ("rows", "bytes", "sha256")):
+        return False
+    try:
+        for name in TABLE_FILES:
+            read_table(out, current, name)
+    except DataError:
+        return False
+    return True
+
+
+def _removed(out: Path, datasets: tuple[str, ...], previous: _Previous, entries: list[tuple[dict, str]]) -> list[str]:
+    """Subjects of the selected data sets that were prepared before and are not in the new data set."""
+    kept = {(m["dataset"], m["subject"]) for m, _ in entries}
+    before = set(previous.folders)
     for dataset in datasets:
-        for folder in sorted((out / "subjects" / dataset).glob("*")):
-            if folder.is_dir() and f"{dataset} {folder.name}" not in valid:
-                shutil.rmtree(folder)
-                removed.append(f"{dataset} {folder.name}")
-    return removed
+        base = out / SUBJECTS_FOLDER / dataset
+        before |= {(dataset, p.name) for p in base.glob("*") if p.is_dir() and any(p.iterdir())}
+    order = {d: i for i, d in enumerate(datasets)}
+    gone = sorted((key for key in before - kept if key[0] in order), key=lambda k: (order[k[0]], k[1]))
+    return [f"{dataset} {subject}" for dataset, subject in gone]
 
 
-def _write_tables(out: Path, report: PrepareReport) -> None:
-    metas = [m for folder in sorted((out / "subjects").glob("*/*")) if (m := read_meta(folder)) is not None]
-    metas.sort(key=lambda m: (m["dataset"], m["csv_order"], m["subject"]))
-    subjects = pd.DataFrame([subject_row(m) for m in metas], columns=SUBJECT_COLUMNS)
-    slices = pd.concat([slice_rows(i, m) for i, m in enumerate(metas)], ignore_index=True)
-    corrections = [{"dataset": m["dataset"], "SubjectID": m["subject"], "note": note}
-                   for m in metas for note in m.get("notes", [])]
-    invalid = [{"subject": e.subject or "", "file": e.file or "", "problem": e.problem} for e in report.invalid]
-    report.corrections = [f"{c['dataset']} {c['SubjectID']}: {c['note']}" for c in corrections]
-    report.subjects, report.slices = len(subjects), len(slices)
-    manifest = {"format_version": FORMAT_VERSION, "datasets": sorted(subjects["dataset"].unique().tolist()),
-                "subjects": len(subjects), "slices": len(slices)}
-    tables = {
-        "subjects.csv": subjects, "slices.csv": slices,
-        "corrections.csv": pd.DataFrame(corrections, columns=["dataset", "SubjectID", "note"]),
-        "invalid.csv": pd.DataFrame(invalid, columns=["subject", "file", "problem"]),
-    }
-    for name, table in tables.items():
-        atomic_write_bytes(out / name, lambda tmp, t=table: t.to_csv(tmp, index=False))
-    atomic_write_bytes(out / "manifest.json", lambda tmp: tmp.write_text(json.dumps(manifest, indent=1)))
+def _remove_leftovers(out: Path) -> None:
+    for stale in list(out.glob(".staging-*")) + list(out.glob(".trash-*")):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _collect_garbage(out: Path, generation: str, referenced: set[str], datasets: set[str]) -> None:
+    """Delete what the current manifest does not name (best effort: a failure here changes nothing it names)."""
+    def remove(path: Path) -> None:
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError:
+            pass
+
+    for path in (out / TABLES_FOLDER).glob("*"):
+        if path.name != generation:
+            remove(path)
+    for dataset in sorted(datasets):
+        base = out / SUBJECTS_FOLDER / dataset
+        for subject in sorted(base.glob("*")):
+            if not subject.is_dir() or subject.is_symlink():
+                continue
+            for child in sorted(subject.iterdir()):
+                if f"{SUBJECTS_FOLDER}/{dataset}/{subject.name}/{child.name}" not in referenced:
+                    remove(child)
+            if not any(subject.iterdir()):
+                remove(subject)
+        if base.is_dir() and not any(base.iterdir()):
+            remove(base)
+    for name in LEGACY_TABLES:
+        if (out / name).is_file():
+            remove(out / name)
+    for path in out.glob(f".{MANIFEST_FILE}.*"):  # a manifest write that was killed
+        remove(path)
+    _remove_leftovers(out)

@@ -1,10 +1,15 @@
 """Preparing one subject: read and check its files, find ED/ES, crop, reorient, compute statistics,
-and write its arrays and metadata into a (staging) folder."""
+and write its arrays and metadata into a (staging) folder.
+
+The folder is complete only once ``meta.json`` is in it (written last, with the sizes and sha256 of
+both arrays): ``sspcmr prepare`` writes into a hidden staging folder and renames the finished folder
+into place, so an interrupted write is never taken for a prepared subject."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +21,7 @@ from .nifti import load_nifti, read_header_geometry
 from .orientation import apply_reorientation, border_box, choose_reorientation, crop_affine, spacing_of
 from .sources import RawSubject
 
-FORMAT_VERSION = 1  # bump when the prepared arrays or metadata change meaning
+FORMAT_VERSION = 2  # bump when the prepared arrays, metadata or the store layout change meaning
 IMAGE_FILE, LABELS_FILE, META_FILE = "image.npy", "labels.npy", "meta.json"
 
 
@@ -113,8 +118,10 @@ def prepare_subject(subject: RawSubject, folder: Path) -> dict:
 
     folder.mkdir(parents=True)
     dtype = _storage_dtype(cine)
-    np.save(folder / IMAGE_FILE, np.ascontiguousarray(np.transpose(cine, (3, 2, 0, 1))).astype(dtype, copy=False))
-    np.save(folder / LABELS_FILE, np.ascontiguousarray(np.transpose(labels, (3, 2, 0, 1))))
+    image_sha256 = _write(folder / IMAGE_FILE, lambda path: np.save(
+        path, np.ascontiguousarray(np.transpose(cine, (3, 2, 0, 1))).astype(dtype, copy=False)))
+    labels_sha256 = _write(folder / LABELS_FILE, lambda path: np.save(
+        path, np.ascontiguousarray(np.transpose(labels, (3, 2, 0, 1)))))
     height, width, n_slices, n_frames = cine.shape
     meta = {
         "format_version": FORMAT_VERSION,
@@ -138,9 +145,29 @@ def prepare_subject(subject: RawSubject, folder: Path) -> dict:
         "notes": notes,
         "sources": {role: str(path) for role, path in sorted(subject.files.items())},
         "long_axis": _long_axis_geometry(subject),
+        "image_sha256": image_sha256, "labels_sha256": labels_sha256,
     }
-    (folder / META_FILE).write_text(json.dumps(meta, indent=1))
+    _write(folder / META_FILE, lambda path: path.write_text(json.dumps(meta, indent=1)))
     return meta
+
+
+def _write(path: Path, write) -> str:
+    """``write(path)``, flushed to disk; returns the file's sha256. An ``OSError`` names ``path``."""
+    try:
+        write(path)
+        digest = hashlib.sha256()
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            while block := os.read(fd, 1 << 20):
+                digest.update(block)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as error:
+        if error.filename is None:  # a failed write() names no file; the message must
+            error.filename = str(path)
+        raise
+    return digest.hexdigest()
 
 
 def _long_axis_geometry(subject: RawSubject) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 from scipy.spatial import ConvexHull, QhullError
 
 MNMS_CSV = "211230_M&Ms_Dataset_information_diagnosis_opendataset.csv"
@@ -35,6 +36,17 @@ def hash_tree(root: Path) -> dict[str, tuple[str, int]]:
         if path.is_file():
             out[str(path.relative_to(root))] = (hashlib.sha1(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
     return out
+
+
+def table_path(out: Path, name: str) -> Path:
+    """A table (``subjects.csv``, ``slices.csv``, ``invalid.csv``, ``corrections.csv``) of the prepared folder's
+    current generation, as its ``manifest.json`` names it."""
+    generation = json.loads((out / "manifest.json").read_text())["generation"]
+    return out / "tables" / generation / name
+
+
+def read_table(out: Path, name: str, **kwargs) -> pd.DataFrame:
+    return pd.read_csv(table_path(out, name), **kwargs)
 
 
 def csv_path(raw: Path, dataset: str) -> Path:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pandas as pd
 import pytest
 
 from sspcmr.cli import main
@@ -23,6 +22,7 @@ from .helpers import (
     hash_tree,
     raw_files,
     read_csv_rows,
+    read_table,
     subject_dir,
     truth,
     write_csv_rows,
@@ -220,6 +220,12 @@ CASES = [truncated, corrupt_gz, gzip_garbage, three_d_cine, three_d_mm2_cine, sh
          empty_mm2_labels]
 
 
+def _problem_lines(err: str) -> list[str]:
+    """The ``sspcmr prepare: error:`` lines naming a problem (not the closing count of invalid subjects)."""
+    return [line for line in err.splitlines() if line.startswith("sspcmr prepare: error:")
+            and not re.search(r"\d+ invalid subject\(s\); nothing was written", line)]
+
+
 def _prepare(raw, out, dataset, *extra):
     return main(["prepare", "--raw", str(raw), "--out", str(out), "--datasets",
                  {"mm1": "mnms", "mm2": "mnms2"}[dataset], "--quiet", *extra])
@@ -237,7 +243,7 @@ def test_bad_input(case, raw_tiny, tmp_path, capsys):
     assert _prepare(raw, out, dataset) == 2
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err + captured.out
-    errors = [line for line in captured.err.splitlines() if line.startswith("sspcmr prepare: error:")]
+    errors = _problem_lines(captured.err)
     assert len(errors) == 1, captured.err
     line = errors[0]
     assert f"{dataset} {subject}" in line and file_name in line and re.search(problem, line), line
@@ -249,10 +255,10 @@ def test_bad_input(case, raw_tiny, tmp_path, capsys):
     assert _prepare(raw, out, dataset, "--skip-invalid") == 0
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err + captured.out and f"{dataset} {subject}" in captured.out
-    invalid = pd.read_csv(out / "invalid.csv", dtype=str)
+    invalid = read_table(out, "invalid.csv", dtype=str)
     assert list(invalid["subject"]) == [f"{dataset} {subject}"]
     assert file_name in invalid["file"][0] and re.search(problem, invalid["problem"][0])
-    subjects = pd.read_csv(out / "subjects.csv", dtype={"SubjectID": str})
+    subjects = read_table(out, "subjects.csv", dtype={"SubjectID": str})
     listed = [s for s in csv_ids(raw, dataset) if s != subject]
     assert list(subjects["SubjectID"]) == listed and set(subjects["dataset"]) == {dataset}
     assert sorted(p.name for p in (out / "subjects" / dataset).iterdir()) == sorted(listed)
@@ -268,7 +274,7 @@ def test_several_problems_one_line_each(raw_tiny, tmp_path, capsys):
     capsys.readouterr()
     assert main(["prepare", "--raw", str(raw), "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("sspcmr prepare: error:")]
+    errors = _problem_lines(err)
     assert len(errors) == len(expected), err
     for dataset, subject, file_name, problem in expected:
         assert sum(f"{dataset} {subject}:" in line and file_name in line and bool(re.search(problem, line))
@@ -296,7 +302,7 @@ def test_empty_selection(layout, raw_tiny, tmp_path, capsys):
     assert main(["prepare", "--raw", str(raw), "--out", str(out), "--datasets", *datasets, "--quiet"]) == 2
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
-    errors = [line for line in captured.err.splitlines() if line.startswith("sspcmr prepare: error:")]
+    errors = _problem_lines(captured.err)
     assert len(errors) == 1, captured.err
     assert re.search(r"empty selection|no MnM2?/ folder|does not exist", errors[0]), errors[0]
     if layout == "no_mnm2":

@@ -21,6 +21,7 @@ from .helpers import (
     load,
     raw_files,
     read_csv_rows,
+    read_table,
     subject_dir,
     truth,
     write_csv_rows,
@@ -45,7 +46,8 @@ def test_report_and_subject_table(dataset):
     assert list(zip(ds.subjects["dataset"], ds.subjects["SubjectID"], strict=True)) == expected  # CSV order
     assert report.subjects == len(expected) == len(ds.subjects) == ds.manifest["subjects"]
     assert ds.manifest["datasets"] == ["mm1", "mm2"]
-    assert pd.read_csv(ds.root / "invalid.csv").empty and pd.read_csv(ds.root / "corrections.csv").empty
+    assert ds.invalid.empty and ds.corrections.empty
+    assert read_table(ds.root, "invalid.csv").empty and read_table(ds.root, "corrections.csv").empty
     header, rows = read_csv_rows(raw, "mm1")
     vendors = {r[header.index("External code")]: r[header.index("Vendor")] for r in rows}
     pathologies = {r[header.index("External code")]: r[header.index("Pathology")] for r in rows}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -10,9 +12,10 @@ import pandas as pd
 import pytest
 
 import sspcmr.data.prepare.run as run_module
+from sspcmr.data.errors import DataError
 from sspcmr.data.prepare import PreparedDataset, prepare_dataset
 
-from .helpers import copy_raw, csv_ids, hash_tree, raw_files, set_csv_value
+from .helpers import copy_raw, csv_ids, hash_tree, raw_files, read_table, set_csv_value, table_path
 
 
 def _all(raw):
@@ -49,12 +52,14 @@ def prepared(raw_tiny, tmp_path):
 
 def test_second_run_reuses_everything(prepared):
     raw, out, hashes = prepared
-    before, tables = _state(out), (out / "subjects.csv").read_text()
+    before, tables = _state(out), table_path(out, "subjects.csv").read_text()
+    store = hash_tree(out)
     report = prepare_dataset(raw, out, progress=False)
     assert report.prepared == [] and sorted(report.reused) == sorted(_all(raw))
-    assert report.removed == [] and report.invalid == []
+    assert report.removed == [] and report.invalid == [] and report.repaired == []
     assert _state(out) == before  # nothing in a subject folder rewritten
-    assert (out / "subjects.csv").read_text() == tables
+    assert table_path(out, "subjects.csv").read_text() == tables
+    assert hash_tree(out) == store  # nothing changed: no new generation either
     assert hash_tree(raw) == hashes
 
 
@@ -133,28 +138,38 @@ def test_interrupted_while_preparing(prepared, monkeypatch):
 def test_interrupted_while_committing_and_killed(prepared, monkeypatch):
     raw, out, _ = prepared
     subjects, arrays = _arrays(out)
+    store = hash_tree(out)
     _touch_all(raw)
-    real = run_module._commit
-    committed = []
+    real, written = run_module.atomic_write_bytes, []
 
-    def interrupted(out_, staging, staged):
-        real(out_, staging, staged[:3])  # three subjects renamed into place, then Ctrl-C
-        committed.extend(subject.name for subject, _ in staged[:3])
-        raise KeyboardInterrupt
+    def interrupted(path, write):
+        if path.name == "manifest.json":  # every new version folder and table in place, then Ctrl-C
+            written.extend(sorted(p.name for p in path.parent.glob("tables/*")))
+            raise KeyboardInterrupt
+        return real(path, write)
 
-    monkeypatch.setattr(run_module, "_commit", interrupted)
+    monkeypatch.setattr(run_module, "atomic_write_bytes", interrupted)
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset(raw, out, progress=False)
     monkeypatch.undo()
+    assert len(written) == 2  # the current generation and the interrupted one were both there
+    assert hash_tree(out) == store  # the previous data set, byte for byte, and nothing left over
     _assert_same(out, subjects, arrays)
-    # A run killed hard leaves its staging and trash folders behind; the next run clears them.
-    for leftover in (out / ".staging-deadbeef" / "mm1" / "X0X0X0", out / ".trash-deadbeef" / "mm2" / "001"):
+    # A run killed hard leaves its staging, its new version folders and its table generation behind (nothing
+    # names them); the next run clears them.
+    subject = csv_ids(raw, "mm1")[0]
+    leftovers = [out / ".staging-deadbeef" / "mm1" / "X0X0X0", out / ".trash-deadbeef" / "mm2" / "001",
+                 out / "subjects" / "mm1" / subject / "19990101000000-dead00", out / "tables" / "19990101000000-dead00"]
+    for leftover in leftovers:
         leftover.mkdir(parents=True)
         (leftover / "image.npy").write_bytes(b"partial")
+    _assert_same(out, subjects, arrays)
     report = prepare_dataset(raw, out, progress=False)
-    assert sorted(report.reused) == sorted(committed)
-    assert sorted(report.prepared) == sorted(set(_all(raw)) - set(committed))
-    assert not list(out.glob(".staging-*")) and not list(out.glob(".trash-*"))
+    assert report.reused == [] and sorted(report.prepared) == sorted(_all(raw))  # nothing of it was committed
+    assert not any(leftover.exists() for leftover in leftovers)
+    assert len(list((out / "tables").iterdir())) == 1
+    assert sorted(p.relative_to(out).as_posix() for p in (out / "subjects").glob("*/*/*")) == sorted(
+        PreparedDataset(out).files["folder"])  # only the version folders the tables name
     _assert_same(out, subjects, arrays)
 
 
@@ -198,11 +213,35 @@ def test_subject_that_becomes_invalid(prepared):
     ds = PreparedDataset(out)
     assert f"{subject}" not in set(ds.subjects.loc[ds.subjects["dataset"] == "mm2", "SubjectID"])
     assert len(ds.subjects) == len(subjects) - 1 and ds.manifest["subjects"] == len(subjects) - 1
-    invalid = pd.read_csv(out / "invalid.csv", dtype=str)
+    invalid = read_table(out, "invalid.csv", dtype=str)
     assert list(invalid["subject"]) == [f"mm2 {subject}"] and path.name in invalid["file"][0]
 
     path.write_bytes(original)  # fixed (new mtime): prepared again, tables as at first
     report = prepare_dataset(raw, out, progress=False)
     assert report.prepared == [f"mm2 {subject}"] and report.invalid == []
     _assert_same(out, subjects, arrays)
-    assert pd.read_csv(out / "invalid.csv").empty
+    assert read_table(out, "invalid.csv").empty and PreparedDataset(out).invalid.empty
+
+
+def test_store_of_format_1_is_refused_then_replaced(prepared):
+    """A folder in the first layout (top-level tables, arrays directly in subjects/<dataset>/<ID>/) is refused by
+    the reader; prepare replaces it completely and removes the old files."""
+    raw, out, _ = prepared
+    subjects, arrays = _arrays(out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for name in ("subjects.csv", "slices.csv", "corrections.csv", "invalid.csv"):
+        shutil.copyfile(table_path(out, name), out / name)
+    for version in sorted((out / "subjects").glob("*/*/*")):
+        for path in version.iterdir():
+            path.rename(version.parent / path.name)
+        version.rmdir()
+    shutil.rmtree(out / "tables")
+    (out / "manifest.json").write_text(json.dumps({"format_version": 1, "datasets": manifest["datasets"],
+                                                   "subjects": manifest["subjects"], "slices": manifest["slices"]}))
+    with pytest.raises(DataError, match="prepared with format 1, this sspcmr reads 2; run `sspcmr prepare` again"):
+        PreparedDataset(out)
+    report = prepare_dataset(raw, out, progress=False)
+    assert sorted(report.prepared) == sorted(_all(raw)) and report.reused == [] and report.removed == []
+    _assert_same(out, subjects, arrays)
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "subjects", "tables"]
+    assert all(p.is_dir() for p in (out / "subjects").glob("*/*/*"))  # only version folders below the subjects

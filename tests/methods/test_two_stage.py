@@ -75,7 +75,7 @@ def test_two_stage_schedule_factors_and_refusals(tmp_path):
     with pytest.raises(ValueError, match="needs init_from"):
         Segmentation(channels=TINY, two_stage_epochs=2)
     with pytest.raises(ValueError, match="excludes"):
-        Segmentation(channels=TINY, init_from=_source(tmp_path), two_stage_epochs=2, freeze_encoder_epochs=1).apply_init_from()
+        Segmentation(channels=TINY, init_from=_source(tmp_path), two_stage_epochs=2, freeze_encoder_epochs=1)
     model.trainer = SimpleNamespace(max_epochs=4)
     with pytest.raises(ValueError, match="no epoch of the second stage"):
         model.configure_optimizers()

@@ -57,10 +57,12 @@ def test_init_from_with_another_architecture_is_one_line(prepared_tiny, tmp_path
     wide = tmp_path / "wide.pt"
     torch.save({k: v for k, v in UNet(UNetConfig(channels=(8, 16, 32))).state_dict().items()
                 if k.startswith("encoder.")}, wide)
-    code = main(fit_args(prepared_tiny, tmp_path, "--trainer.max_epochs", "1", "--model.init_args.init_from", str(wide)))
+    code = main(fit_args(prepared_tiny, tmp_path, "--trainer.max_epochs", "1",
+                         "--model.init_args.init_from", str(wide)))
     errors = _errors(capsys.readouterr().err)
     assert code == 2 and len(errors) == 1
-    assert errors[0].startswith(f"sspcmr fit: error: init_from: {wide} does not fit this U-Net") and "shapes" in errors[0]
+    assert errors[0].startswith(f"sspcmr fit: error: init_from: {wide} does not fit this U-Net")
+    assert "shapes" in errors[0]
 
 
 def test_machine_failure_in_a_data_command_is_one_line_exit_1(monkeypatch, tmp_path, capsys):

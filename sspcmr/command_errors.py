@@ -64,5 +64,6 @@ def run_reporting(command: str, run: Callable[[], int | None], debug: bool) -> i
             raise
         lines, code = describe(error)
         for line in lines:
+            line = line.removeprefix(f"{command}: ")  # messages that already name the command
             print(f"sspcmr {command}: error: {line}", file=sys.stderr)
         return code

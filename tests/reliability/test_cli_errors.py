@@ -106,3 +106,9 @@ def test_nibabel_errors_are_input_errors():
     from nibabel.filebasedimages import ImageFileError
 
     assert describe(ImageFileError("Cannot work out file type of 'x.txt'"))[1] == 2
+
+
+def test_a_message_naming_its_command_is_not_prefixed_twice(tmp_path, capsys):
+    missing = tmp_path / "missing.ckpt"
+    assert main(["export-backbone", str(missing), "-o", str(tmp_path / "out.pt")]) == 2
+    assert _errors(capsys.readouterr().err) == [f"sspcmr export-backbone: error: {missing} does not exist"]

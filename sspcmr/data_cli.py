@@ -84,6 +84,33 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _probe(args: argparse.Namespace) -> int:
+    from sspcmr.data.datamodule import CineDataModule
+    from sspcmr.evaluation.probe import frozen_probe
+
+    data = CineDataModule(args.prepared, args.split, mode="segment", subset_subjects=args.subset,
+                          subset_seed=args.subset_seed, output_size=args.output_size,
+                          output_spacing=args.output_spacing, scale_convention=args.scale_convention,
+                          batch_size=32, num_workers=0)
+    sources = [None if source == "random" else source for source in args.sources]
+    rows = []
+    for seed in args.seeds:
+        for result in frozen_probe(sources, data, features=args.features, channels=args.channels, steps=args.steps,
+                                   seed=seed):
+            rows.append((result.source, seed, result.mean, *result.dice.values()))
+            print(f"{result.source}  seed {seed}: mean {result.mean:.3f}  "
+                  + "  ".join(f"{name} {value:.3f}" for name, value in result.dice.items())
+                  + f"  ({result.train_slices} training, {result.val_slices} validation slices)", flush=True)
+    if len(args.seeds) > 1:
+        import pandas as pd
+
+        table = pd.DataFrame(rows, columns=["source", "seed", "mean", "LV", "MYO", "RV"])
+        summary = table.groupby("source", sort=False)[["mean", "LV", "MYO", "RV"]].agg(["mean", "std"])
+        print(f"\nvalidation Dice of a 1x1-conv probe on frozen {args.features} features, over seeds "
+              f"{args.seeds}:\n{summary.round(3).to_string()}")
+    return 0
+
+
 def _export_backbone(args: argparse.Namespace) -> int:
     from sspcmr.methods.export import export_backbone
 
@@ -225,6 +252,27 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("runs", nargs="+", metavar="NAME=RESULTS_DIR",
                          help="results folders written by `sspcmr test` / `sspcmr evaluate`")
     compare.set_defaults(handler=_compare)
+
+    probe = commands.add_parser(
+        "probe", help="validation Dice of a 1x1-conv probe on frozen features (representation quality, "
+        "independent of fine-tuning; docs/evaluation.md)")
+    probe.add_argument("sources", nargs="+", metavar="SOURCE",
+                       help="checkpoints or exported backbones; 'random' for a randomly initialised U-Net (control)")
+    probe.add_argument("--prepared", required=True, help="folder written by `sspcmr prepare`")
+    probe.add_argument("--split", required=True, help="split YAML: the probe trains on train, scores valid")
+    probe.add_argument("--subset", type=int, default=None, help="labelled training subjects (label budget)")
+    probe.add_argument("--subset-seed", type=int, default=0, help="labelled subset seed")
+    probe.add_argument("--features", choices=["encoder", "decoder"], default="encoder",
+                       help="encoder: all encoder stages upsampled and concatenated; decoder: the last decoder stage")
+    probe.add_argument("--output-size", type=int, default=256, help="network grid in pixels (as pretrained)")
+    probe.add_argument("--output-spacing", type=float, default=1.25, help="network grid spacing in mm (as pretrained)")
+    probe.add_argument("--scale-convention", choices=["monai", "multiplier"], default="monai",
+                       help="intensity-scale convention of the data module (as pretrained)")
+    probe.add_argument("--channels", type=int, nargs="+", default=None,
+                       help="U-Net channels for 'random' and sources without a manifest")
+    probe.add_argument("--steps", type=int, default=300, help="Adam steps of the probe")
+    probe.add_argument("--seeds", type=int, nargs="+", default=[0], help="probe seeds (head initialisation, batches)")
+    probe.set_defaults(handler=_probe)
 
     export = commands.add_parser(
         "export-backbone", help="write a checkpoint's transferable U-Net weights as a plain state dict with the "

@@ -322,6 +322,10 @@ class CineDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False, drop_last=False)
 
+    def ordered_dataloader(self, name: str) -> DataLoader:
+        """Every item of ``name`` (``train``, ``val``, ``test``) in order, none dropped (frozen-feature probes)."""
+        return self._loader(name, shuffle=False, drop_last=False)
+
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False, drop_last=False)
 

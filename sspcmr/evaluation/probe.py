@@ -1,0 +1,177 @@
+"""Frozen-feature probes: how linearly separable LV, MYO and RV are in a network's features.
+
+A measure of representation quality that does not depend on fine-tuning dynamics (learning rate,
+momentum, deep-supervision heads, how long a run sits on the all-background solution): the network is
+frozen in evaluation mode (its BatchNorm running statistics as saved), and only a 1x1 convolution from
+its per-pixel features to the 4 classes is trained, by Adam on the labelled training slices, then scored
+with the reference's per-slice hard Dice on the *validation* slices (never the test subjects).
+
+Features (``features``):
+
+* ``encoder``: every encoder stage, bilinearly upsampled to the input size and concatenated (a
+  "hypercolumn"); available for every method, since every method trains the encoder;
+* ``decoder``: the last decoder stage (full resolution), for sources that train the decoder (MIM,
+  Inpainting, Orientation, Multitask, segmentation).
+
+Each channel is standardised with its mean and standard deviation over the training slices, so one
+learning rate suits every source. Controls: ``source=None`` probes a randomly initialised network of the
+same architecture (the floor a pretrained network must beat), and a supervised checkpoint gives a
+ceiling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from sspcmr.data import keys as K
+from sspcmr.models.unet import UNet, UNetConfig
+
+Features = Literal["encoder", "decoder"]
+CLASSES = ("LV", "MYO", "RV")
+
+
+@dataclass
+class ProbeResult:
+    """Validation Dice of a probe: per class (LV, MYO, RV) and their mean, with what it was fitted on."""
+
+    source: str
+    features: str
+    dice: dict[str, float] = field(default_factory=dict)
+    train_slices: int = 0
+    val_slices: int = 0
+
+    @property
+    def mean(self) -> float:
+        return sum(self.dice.values()) / len(self.dice)
+
+
+def extract(net: UNet, image: Tensor, features: Features) -> Tensor:
+    """Per-pixel features (B, C, H, W) of a frozen U-Net for (B, 1, H, W) images."""
+    with torch.no_grad():
+        stages = net.encoder(image)
+        if features == "decoder":
+            return net.decoder(stages)[0]
+        size = image.shape[-2:]
+        return torch.cat([stage if stage.shape[-2:] == size else
+                          F.interpolate(stage, size=size, mode="bilinear", align_corners=False) for stage in stages], 1)
+
+
+def slice_dice(pred: Tensor, target: Tensor) -> Tensor:
+    """Hard Dice per slice and class (B, 3) with the reference's empty rules (both empty: 1, one empty: 0)."""
+    scores = []
+    for c in (1, 2, 3):
+        p, g = pred == c, target == c
+        inter = (p & g).flatten(1).sum(1).float()
+        total = p.flatten(1).sum(1).float() + g.flatten(1).sum(1).float()
+        scores.append(torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.ones_like(total)))
+    return torch.stack(scores, 1)
+
+
+def fit_probe(featurise, train_images: Tensor, train_labels: Tensor, val_images: Tensor, val_labels: Tensor,
+              steps: int = 300, lr: float = 0.05, batch_size: int = 32, seed: int = 0) -> dict[str, float]:
+    """Train a 1x1 convolution on frozen features and return its validation Dice per class.
+
+    Args:
+        featurise: maps (B, 1, H, W) images to (B, C, H, W) features (no gradient needed).
+        train_images, val_images: (N, 1, H, W) images on the network grid.
+        train_labels, val_labels: (N, H, W) integer labels 0-3.
+        steps: Adam steps on random minibatches of the training slices.
+        lr: Adam learning rate.
+        batch_size: slices per step.
+        seed: minibatch order and head initialisation.
+    """
+    if len(train_images) == 0 or len(val_images) == 0:
+        raise ValueError("the probe needs training and validation slices")
+    generator = torch.Generator().manual_seed(seed)
+    # Channel statistics over the training slices (in chunks: features can be wide).
+    total, squares, count = None, None, 0
+    for chunk in train_images.split(batch_size):
+        feats = featurise(chunk).double()
+        total = feats.sum((0, 2, 3)) if total is None else total + feats.sum((0, 2, 3))
+        squares = feats.square().sum((0, 2, 3)) if squares is None else squares + feats.square().sum((0, 2, 3))
+        count += feats.shape[0] * feats.shape[2] * feats.shape[3]
+    mean = (total / count).float()
+    std = (squares / count - (total / count).square()).clamp(min=0).sqrt().float().clamp(min=1e-6)
+
+    def standardised(images: Tensor) -> Tensor:
+        return (featurise(images) - mean[None, :, None, None]) / std[None, :, None, None]
+
+    torch.manual_seed(seed)
+    head = torch.nn.Conv2d(len(mean), 4, kernel_size=1)
+    optimizer = torch.optim.Adam(head.parameters(), lr=lr)
+    for _ in range(steps):
+        index = torch.randperm(len(train_images), generator=generator)[:batch_size]
+        loss = F.cross_entropy(head(standardised(train_images[index])), train_labels[index].long())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        scores = torch.cat([slice_dice(head(standardised(images)).argmax(1), labels)
+                            for images, labels in zip(val_images.split(batch_size), val_labels.split(batch_size),
+                                                      strict=True)])
+    return {name: float(value) for name, value in zip(CLASSES, scores.mean(0).tolist(), strict=True)}
+
+
+def load_network(source: str | Path | None, features: Features, channels: Iterable[int] | None = None,
+                 seed: int = 0) -> UNet:
+    """A frozen U-Net in evaluation mode: ``source``'s encoder (and decoder for ``features="decoder"``),
+    or a random one (``source=None``: the control). The architecture comes from the source's manifest,
+    else from ``channels``."""
+    from sspcmr.methods.transfer import load_transfer, read_source
+
+    config = UNetConfig(channels=tuple(channels)) if channels else UNetConfig()
+    if source is not None:
+        _, _, manifest = read_source(source)
+        unet = (manifest or {}).get("unet")
+        if isinstance(unet, dict):
+            config = UNetConfig(channels=tuple(unet["channels"]), norm=unet.get("norm", "batch"),
+                                negative_slope=unet.get("negative_slope", 0.01))
+        elif not channels:
+            raise ValueError(f"{source} has no manifest: give the U-Net's channels")
+    torch.manual_seed(seed)
+    net = UNet(config)
+    if source is not None:
+        load_transfer(net, source, "encoder+decoder" if features == "decoder" else "encoder")
+    return net.eval().requires_grad_(False)
+
+
+def collect(loader, augment) -> tuple[Tensor, Tensor]:
+    """Images (N, 1, H, W) and labels (N, H, W) of a slice loader, resampled with the evaluation transform."""
+    images, labels = [], []
+    for batch in loader:
+        out = augment(batch, False)
+        images.append(out[K.IMAGE])
+        labels.append(out[K.LABEL].argmax(1).to(torch.uint8))
+    return torch.cat(images), torch.cat(labels)
+
+
+def frozen_probe(sources: list[str | None], data, features: Features = "encoder", channels: list[int] | None = None,
+                 steps: int = 300, lr: float = 0.05, seed: int = 0) -> list[ProbeResult]:
+    """Probe each source (None: a random network) on ``data``'s labelled training and validation slices.
+
+    Args:
+        sources: checkpoints or exported backbones; None for the random-initialisation control.
+        data: a :class:`~sspcmr.data.datamodule.CineDataModule` in ``segment`` mode (its ``subset_subjects``
+            is the label budget; its ``output_size`` / ``output_spacing`` the grid).
+        features: ``encoder`` (hypercolumn of all encoder stages) or ``decoder`` (last decoder stage).
+        channels: U-Net channels for sources without a manifest and for the random control.
+        steps, lr, seed: the probe's training (:func:`fit_probe`).
+    """
+    data.setup("fit")
+    train = collect(data.ordered_dataloader("train"), data.augment)
+    val = collect(data.ordered_dataloader("val"), data.augment)
+    results = []
+    for source in sources:
+        net = load_network(source, features, channels, seed)
+        dice = fit_probe(lambda images, net=net: extract(net, images, features), train[0], train[1], val[0], val[1],
+                         steps=steps, lr=lr, seed=seed)
+        results.append(ProbeResult("random" if source is None else str(source), features, dice, len(train[0]),
+                                   len(val[0])))
+    return results

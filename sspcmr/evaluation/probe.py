@@ -3,7 +3,7 @@
 A measure of representation quality that does not depend on fine-tuning dynamics (learning rate,
 momentum, deep-supervision heads, how long a run sits on the all-background solution): the network is
 frozen in evaluation mode (its BatchNorm running statistics as saved), and only a 1x1 convolution from
-its per-pixel features to the 4 classes is trained, by Adam on the labelled training slices, then scored
+its per-pixel features to the 4 classes is trained, by Adam on the labelled training slices (random pixels of all of them per step), then scored
 with the reference's per-slice hard Dice on the *validation* slices (never the test subjects).
 
 Features (``features``):
@@ -75,30 +75,40 @@ def slice_dice(pred: Tensor, target: Tensor) -> Tensor:
 
 
 def fit_probe(featurise, train_images: Tensor, train_labels: Tensor, val_images: Tensor, val_labels: Tensor,
-              steps: int = 300, lr: float = 0.05, batch_size: int = 32, seed: int = 0) -> dict[str, float]:
+              steps: int = 300, lr: float = 0.05, batch_size: int = 32, seed: int = 0,
+              cache_bytes: int = 2**31) -> dict[str, float]:
     """Train a 1x1 convolution on frozen features and return its validation Dice per class.
 
     Args:
         featurise: maps (B, 1, H, W) images to (B, C, H, W) features (no gradient needed).
         train_images, val_images: (N, 1, H, W) images on the network grid.
         train_labels, val_labels: (N, H, W) integer labels 0-3.
-        steps: Adam steps on random minibatches of the training slices.
+        steps: Adam steps, each on ``batch_size * 1024`` random training pixels (features in memory) or on
+            ``batch_size`` random training slices (features recomputed).
         lr: Adam learning rate.
-        batch_size: slices per step.
+        batch_size: slices per step (per 1024 pixels with features in memory) and per featurisation chunk.
         seed: minibatch order and head initialisation.
+        cache_bytes: keep the training features in memory when they take at most this much (the network
+            is frozen, so they never change); otherwise recompute them every step.
     """
     if len(train_images) == 0 or len(val_images) == 0:
         raise ValueError("the probe needs training and validation slices")
     generator = torch.Generator().manual_seed(seed)
     # Channel statistics over the training slices (in chunks: features can be wide).
-    total, squares, count = None, None, 0
+    total, squares, count, chunks = None, None, 0, []
     for chunk in train_images.split(batch_size):
-        feats = featurise(chunk).double()
-        total = feats.sum((0, 2, 3)) if total is None else total + feats.sum((0, 2, 3))
-        squares = feats.square().sum((0, 2, 3)) if squares is None else squares + feats.square().sum((0, 2, 3))
+        feats = featurise(chunk)
+        wide = feats.double()
+        total = wide.sum((0, 2, 3)) if total is None else total + wide.sum((0, 2, 3))
+        squares = wide.square().sum((0, 2, 3)) if squares is None else squares + wide.square().sum((0, 2, 3))
         count += feats.shape[0] * feats.shape[2] * feats.shape[3]
+        if chunks is not None:
+            chunks.append(feats)
+            if sum(c.numel() for c in chunks) * 4 > cache_bytes:
+                chunks = None  # too large to keep: recompute per step
     mean = (total / count).float()
     std = (squares / count - (total / count).square()).clamp(min=0).sqrt().float().clamp(min=1e-6)
+    cached = None if chunks is None else (torch.cat(chunks) - mean[None, :, None, None]) / std[None, :, None, None]
 
     def standardised(images: Tensor) -> Tensor:
         return (featurise(images) - mean[None, :, None, None]) / std[None, :, None, None]
@@ -106,9 +116,17 @@ def fit_probe(featurise, train_images: Tensor, train_labels: Tensor, val_images:
     torch.manual_seed(seed)
     head = torch.nn.Conv2d(len(mean), 4, kernel_size=1)
     optimizer = torch.optim.Adam(head.parameters(), lr=lr)
+    if cached is not None:  # pixels as rows: each step samples pixels of every training slice
+        pixels = cached.permute(0, 2, 3, 1).reshape(-1, cached.shape[1])
+        targets = train_labels.reshape(-1).long()
     for _ in range(steps):
-        index = torch.randperm(len(train_images), generator=generator)[:batch_size]
-        loss = F.cross_entropy(head(standardised(train_images[index])), train_labels[index].long())
+        if cached is not None:
+            index = torch.randint(len(pixels), (batch_size * 1024,), generator=generator)
+            logits = F.linear(pixels[index], head.weight[:, :, 0, 0], head.bias)
+            loss = F.cross_entropy(logits, targets[index])
+        else:
+            index = torch.randperm(len(train_images), generator=generator)[:batch_size]
+            loss = F.cross_entropy(head(standardised(train_images[index])), train_labels[index].long())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

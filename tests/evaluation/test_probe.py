@@ -45,6 +45,8 @@ def test_probe_finds_labels_that_the_features_encode_and_not_noise():
 
     found = fit_probe(one_hot, images["train"], train, images["val"], val, steps=200)
     assert min(found.values()) > 0.95, found
+    recomputed = fit_probe(one_hot, images["train"], train, images["val"], val, steps=200, cache_bytes=0)
+    assert min(recomputed.values()) > 0.95, recomputed  # features too large to keep: slices per step
     blind = fit_probe(noise, images["train"], train, images["val"], val, steps=200)
     assert max(blind.values()) < 0.5, blind
 

@@ -3,8 +3,9 @@
 A measure of representation quality that does not depend on fine-tuning dynamics (learning rate,
 momentum, deep-supervision heads, how long a run sits on the all-background solution): the network is
 frozen in evaluation mode (its BatchNorm running statistics as saved), and only a 1x1 convolution from
-its per-pixel features to the 4 classes is trained, by Adam on the labelled training slices (random pixels of all of them per step), then scored
-with the reference's per-slice hard Dice on the *validation* slices (never the test subjects).
+its per-pixel features to the 4 classes is trained, by Adam on random pixels of all the labelled training
+slices, then scored with the reference's per-slice hard Dice on the *validation* slices (never the test
+subjects).
 
 Features (``features``):
 

@@ -8,6 +8,8 @@ keys), whose ``<dir>/results/`` holds what ``sspcmr test`` wrote (:mod:`sspcmr.e
 
 * ``runs.csv``: :func:`run_metrics` of every run;
 * ``table1_dice``: mean Dice per method and number of labelled subjects (default variant);
+* ``differences_to_scratch``: paired differences to scratch with subject-bootstrap 95% intervals
+  (:mod:`sspcmr.study.paired`);
 * ``per_class_dice``, ``hd95``, ``ef_error``: per class / per ventricle (default variant);
 * ``table2_phase``, ``table3_vendor``: generalisation to the unseen cardiac phase / vendors;
 * ``table4_augmentation``: training with and without data augmentation;
@@ -34,6 +36,7 @@ from sspcmr.study.metrics import (
     read_results,
     run_metrics,
 )
+from sspcmr.study.paired import difference_table, run_volumes
 from sspcmr.study.plots import Line, plot_dice_by_position_per_method, plot_dice_vs_subjects
 from sspcmr.study.tables import Table, format_cell, markdown, method_order, sorted_rows, study_tables, subset_key
 
@@ -169,6 +172,9 @@ def write_report(records: Sequence[Mapping[str, Any]], out_dir: str | Path, part
         methods = method_order(metrics)
         aggregated = aggregate(metrics)
         tables = study_tables(aggregated, metrics, methods)
+        differences = difference_table(run_volumes(records))
+        if differences is not None:
+            tables.insert(1, differences)
         figures = _figures(aggregated, metrics, methods, out)
     else:
         figures = []

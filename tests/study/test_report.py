@@ -155,8 +155,8 @@ def test_format_cell() -> None:
 
 def test_every_file_is_written(report: tuple[Path, list[Path]]) -> None:
     out, paths = report
-    tables = ["table1_dice", "per_class_dice", "hd95", "ef_error", "table2_phase", "table3_vendor",
-              "table4_augmentation"]
+    tables = ["table1_dice", "differences_to_scratch", "per_class_dice", "hd95", "ef_error", "table2_phase",
+              "table3_vendor", "table4_augmentation"]
     expected = {"runs.csv", "report.md", "dice_vs_subjects.png", "dice_by_position.png",
                 *(f"{t}.{ext}" for t in tables for ext in ("csv", "md"))}
     assert {p.name for p in paths} == expected

@@ -46,6 +46,7 @@ __all__ = [
     "check_spacing",
     "dice_per_class",
     "evaluate_volume",
+    "slice_dice",
     "slice_dice_rows",
     "slice_first",
     "surface_distances",
@@ -382,3 +383,15 @@ def slice_dice_rows(
             row[f"dice_{name}"] = _dice(pred_array[z] == label, gt_array[z] == label)
         rows.append(row)
     return rows
+
+
+def slice_dice(pred: torch.Tensor, target: torch.Tensor, classes: tuple[int, ...] = (1, 2, 3)) -> torch.Tensor:
+    """Hard Dice per 2D slice and class (B, C') of (B, H, W) label maps, with the reference's empty rules (both
+    empty: 1, one empty: 0): the validation Dice of training and of frozen-feature probes."""
+    scores = []
+    for c in classes:
+        p, g = pred == c, target == c
+        inter = (p & g).flatten(1).sum(1).float()
+        total = p.flatten(1).sum(1).float() + g.flatten(1).sum(1).float()
+        scores.append(torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.ones_like(total)))
+    return torch.stack(scores, 1)

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sspcmr.data import keys as K
+from sspcmr.evaluation.metrics import slice_dice
 from sspcmr.models.unet import UNet, UNetConfig
 
 Features = Literal["encoder", "decoder"]
@@ -62,17 +63,6 @@ def extract(net: UNet, image: Tensor, features: Features) -> Tensor:
         size = image.shape[-2:]
         return torch.cat([stage if stage.shape[-2:] == size else
                           F.interpolate(stage, size=size, mode="bilinear", align_corners=False) for stage in stages], 1)
-
-
-def slice_dice(pred: Tensor, target: Tensor) -> Tensor:
-    """Hard Dice per slice and class (B, 3) with the reference's empty rules (both empty: 1, one empty: 0)."""
-    scores = []
-    for c in (1, 2, 3):
-        p, g = pred == c, target == c
-        inter = (p & g).flatten(1).sum(1).float()
-        total = p.flatten(1).sum(1).float() + g.flatten(1).sum(1).float()
-        scores.append(torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.ones_like(total)))
-    return torch.stack(scores, 1)
 
 
 def fit_probe(featurise, train_images: Tensor, train_labels: Tensor, val_images: Tensor, val_labels: Tensor,

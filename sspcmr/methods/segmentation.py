@@ -20,6 +20,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from sspcmr.data import keys as K
 from sspcmr.data.atomic import atomic_write_bytes
 from sspcmr.data.errors import DataError
+from sspcmr.evaluation.metrics import slice_dice
 from sspcmr.evaluation.native import labels_to_native
 from sspcmr.evaluation.volume import VolumeEvaluator
 from sspcmr.losses import DeepSupervisionLoss, DiceCELoss
@@ -36,16 +37,7 @@ from sspcmr.methods.visuals import log_overlays
 from sspcmr.models import UNet, UNetConfig
 from sspcmr.models.unet import check_input_size
 
-
-def slice_dice(pred: torch.Tensor, target: torch.Tensor, classes: tuple[int, ...] = (1, 2, 3)) -> torch.Tensor:
-    """Hard Dice per slice and class (B, C') with the reference's empty rules (both empty: 1, one: 0)."""
-    scores = []
-    for c in classes:
-        p, g = pred == c, target == c
-        inter = (p & g).flatten(1).sum(1).float()
-        total = p.flatten(1).sum(1).float() + g.flatten(1).sum(1).float()
-        scores.append(torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.ones_like(total)))
-    return torch.stack(scores, 1)
+__all__ = ["Segmentation", "slice_dice"]  # slice_dice: re-exported from sspcmr.evaluation.metrics
 
 
 class Segmentation(L.LightningModule):

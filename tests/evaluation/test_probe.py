@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from sspcmr.data.datamodule import CineDataModule
-from sspcmr.evaluation.probe import extract, fit_probe, frozen_probe, load_network, slice_dice
+from sspcmr.evaluation.metrics import slice_dice
+from sspcmr.evaluation.probe import extract, fit_probe, frozen_probe, load_network
 from sspcmr.models import UNet, UNetConfig
 
 TINY = [4, 8, 16]

@@ -26,9 +26,10 @@ def test_study_file_parses_and_names_existing_configs(path):
 def test_low_label_grid_has_both_controls():
     study = load_study(ROOT / "configs" / "study" / "low-label.yaml")
     runs = study_runs(study)
-    assert sum(r.kind == "pretrain" for r in runs) == 4
+    assert sum(r.kind == "pretrain" for r in runs) == 5
     finetunes = [r for r in runs if r.kind == "finetune"]
-    assert {r.method for r in finetunes} == {"mim", "mim-encoder", "supervised", "random"}
-    assert len(finetunes) == 4 * 2 * 3 and sum(r.kind == "scratch" for r in runs) == 2 * 3
+    assert {r.method for r in finetunes} == {"mim", "mim-encoder", "supervised", "random", "random-lr01"}
+    assert len(finetunes) == 5 * 2 * 3 and sum(r.kind == "scratch" for r in runs) == 2 * 3
+    assert study.methods["random-lr01"].finetune_overrides == {"model.init_args.lr": 0.01}
     assert study.methods["mim"].transfer == "encoder+decoder" and study.methods["mim-encoder"].transfer == "encoder"
     assert study.methods["mim"].overrides == study.methods["mim-encoder"].overrides

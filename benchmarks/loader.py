@@ -84,7 +84,7 @@ NUM_CLASSES = 4
 
 
 class ReferenceResampled(RandomizableTransform, MapTransform):
-    """The reference's single-step affine resampling of one 2D sample (reference protocol 2.1).
+    """The reference's single-step affine resampling of one 2D sample (the reference code).
 
     One ``affine_grid`` + ``grid_sample`` per sample (``align_corners=False``, zero padding; bicubic image,
     nearest label) maps the native slice to ``output_size`` px at ``output_spacing`` mm, centred on the

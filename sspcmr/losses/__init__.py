@@ -1,9 +1,9 @@
 """Lightning-free loss modules.
 
-``segmentation``: :class:`DiceCELoss`, the reference baseline soft Dice + cross-entropy (protocol 5.1);
+``segmentation``: :class:`DiceCELoss`, the reference baseline soft Dice + cross-entropy (the reference code);
 ``deep_supervision``: :class:`DeepSupervisionLoss`, its 2^−i weighted sum over the U-Net heads;
-``contrastive``: :class:`PositionalContrastiveLoss`, PCL's threshold-positive SupCon loss (protocol 5.3);
-``masking``: :class:`PatchMasker` and :func:`masked_mse`, masked image modelling (protocol 5.5);
+``contrastive``: :class:`PositionalContrastiveLoss`, PCL's threshold-positive SupCon loss (the reference code);
+``masking``: :class:`PatchMasker` and :func:`masked_mse`, masked image modelling (the reference code);
 ``inpainting``: :class:`MaskBank`, context prediction / restoration corruption (Dominic et al.).
 """
 

@@ -1,4 +1,4 @@
-"""Positional contrastive loss (PCL) of the reference study (protocol 5.3, 6).
+"""Positional contrastive loss (PCL) of the reference study (the reference code).
 
 PCL is SimCLR's network trained with a supervised-contrastive (SupCon) loss whose "labels" are relative slice
 positions: two samples are positives when their positions are closer than a threshold, whatever their subject,

@@ -1,4 +1,4 @@
-"""Random patch masking and the masked-pixel MSE of masked image modelling (reference protocol 5.5).
+"""Random patch masking and the masked-pixel MSE of masked image modelling (the reference code).
 
 The reference masks 75 % of the 32 × 32 patches of each 256 × 256 slice (48 of 64, on a grid starting at the
 top-left corner), fills them with 0, and trains the U-Net to reconstruct the original image with an MSE

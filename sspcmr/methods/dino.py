@@ -1,6 +1,6 @@
 """``DINO``: self-distillation, a student matches a momentum teacher's sharpened outputs across crops.
 
-Reference (protocol 3.4, 4.3, 5.4, 6): the U-Net encoder with average pooling of the bottleneck and
+Reference code: the U-Net encoder with average pooling of the bottleneck and
 lightly's ``DINOProjectionHead`` (512-2048-2048-256, batch norm, GELU, a weight-normalised last layer
 of 8192 outputs with its norm fixed at 1); two global crops (256 px) and six local crops (128 px) of
 one slice, global and local crops encoded in separate forward calls and the head applied to all eight;
@@ -171,7 +171,7 @@ class DINO(Pretraining):
         return torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum)
 
     def schedules(self, iterations_per_epoch: int, epochs: int) -> dict[str, torch.Tensor]:
-        """Per-step learning rate, weight decay and teacher momentum (reference protocol 6)."""
+        """Per-step learning rate, weight decay and teacher momentum (the reference code)."""
         h = self.hparams
         return {
             "lr": dino_cosine_schedule(h.lr, h.min_lr, epochs, iterations_per_epoch, h.warmup_epochs),

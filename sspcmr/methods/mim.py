@@ -1,6 +1,6 @@
 """``MIM``: masked image modelling, the U-Net reconstructs the patches hidden from it.
 
-Reference (protocol 4.4, 5.5, 6): the whole U-Net with a single full-resolution 1-channel head (no
+Reference code: the whole U-Net with a single full-resolution 1-channel head (no
 deep supervision); the augmented, standardised batch is cut into 32x32 patches on a grid from (0, 0),
 75 % of them (48 of 64 at 256 px) set to 0.0 per image; the loss is the squared error over the masked
 pixels only, pooled over the batch; SGD Nesterov momentum 0.99, weight decay 3e-5, learning rate 0.01

@@ -1,6 +1,6 @@
 """``PCL``: positional contrastive learning, slices at similar relative positions are positives.
 
-Reference (protocol 5.3, 6): SimCLR's network; every pair whose relative slice positions
+Reference code: SimCLR's network; every pair whose relative slice positions
 (slice index / slices in the stack) differ by less than 0.1 is a positive, whatever the subject or
 frame; SupCon's "outside the log" loss at temperature 0.1 without the T/base_T factor; SGD momentum
 0.9, weight decay 1e-5, learning rate 0.1 cosine-annealed over 100 epochs; 64 source slices (128 views)

@@ -1,9 +1,9 @@
-"""Per-step schedules of DINO (reference protocol 6 and 5.4), written from DINO's definitions.
+"""Per-step schedules of DINO (the reference code), written from DINO's definitions.
 
 DINO sets the learning rate, the weight decay and the teacher momentum at every optimiser step from
 precomputed arrays of length ``epochs x iterations_per_epoch``; the teacher temperature changes per
 epoch. lightly's ``cosine_schedule`` divides by ``max_steps - 1`` and has no warmup, so it does not give
-the reference's numbers (protocol 10); these functions do.
+the reference's numbers (the reference code); these functions do.
 """
 
 from __future__ import annotations

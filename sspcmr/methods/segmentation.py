@@ -1,6 +1,6 @@
 """``Segmentation``: the U-Net trained with labels, from scratch (the paper's baseline) or fine-tuned.
 
-Reference recipe (protocol 5.1, 6, 7): 0.5 CE + 0.5 per-slice soft Dice over LV, MYO and RV on all
+Reference recipe (the reference code): 0.5 CE + 0.5 per-slice soft Dice over LV, MYO and RV on all
 six deep-supervision heads weighted by 2^-i; SGD with Nesterov momentum 0.99 and weight decay 3e-5
 on all parameters; learning rate 0.01 from scratch and 0.005 for fine-tuning, polynomial decay
 (power 0.9) per epoch over the run's epochs; fp32; evaluation of the last epoch on whole volumes in
@@ -286,7 +286,7 @@ class Segmentation(L.LightningModule):
         first = (self.hparams.two_stage_lr or self.hparams.lr) / self.hparams.lr
 
         def factor(e: int) -> float:
-            # PolynomialLR stepped per epoch: lr_e = lr0 (1 - e / E)^0.9 (reference, protocol 6); with two
+            # PolynomialLR stepped per epoch: lr_e = lr0 (1 - e / E)^0.9 (reference, the reference code); with two
             # stages, one such decay per stage, the first scaled to two_stage_lr.
             if e < stage:
                 return first * max(0.0, 1 - e / stage) ** power

@@ -1,6 +1,6 @@
 """``SimCLR``: two augmented views of a slice should embed close, all other slices of the batch far.
 
-Reference (protocol 4.2, 5.2, 6): the U-Net encoder, global average pooling of the 512-channel
+Reference code: the U-Net encoder, global average pooling of the 512-channel
 bottleneck, a 3-layer MLP 512-512-512 with ReLU and no normalisation (lightly's
 ``SimCLRProjectionHead`` without batch norm), NT-Xent at temperature 0.1 (lightly's ``NTXentLoss``,
 which gathers the embeddings of every rank so negatives are global under DDP), SGD momentum 0.9,

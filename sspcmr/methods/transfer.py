@@ -32,7 +32,7 @@ PARTS: dict[str, tuple[str, ...]] = {"encoder": ("encoder.",), "encoder+decoder"
 # shape the heads, which never transfer).
 ARCHITECTURE_FIELDS = ("in_channels", "channels", "norm", "negative_slope")
 # What the images looked like to the pretrained network (sspcmr's only intensity normalisation is the
-# subject-level z-score over the whole 4D cine, reference protocol 2.2).
+# subject-level z-score over the whole 4D cine, the reference code).
 NORMALISATION = "subject z-score over the 4D cine"
 
 

@@ -1,6 +1,6 @@
 """The U-Net shared by every method: baseline, fine-tuning, MIM, and (encoder alone) SimCLR, PCL and DINO.
 
-With the default :class:`UNetConfig` the network is exactly the reference ``UNet2d`` (reference protocol 4.1):
+With the default :class:`UNetConfig` the network is exactly the reference ``UNet2d`` (the reference code):
 7 stages of 32, 64, 128, 256, 512, 512, 512 channels, stride-2 first convs instead of pooling, transposed-conv
 upsampling, concatenation ``[upsampled, skip]``, 1×1 output heads with raw logits and PyTorch's default
 initialisation. Its parameters and buffers match the reference checkpoints one for one, except that the heads
@@ -8,7 +8,7 @@ live in ``heads.*`` instead of ``decoder.output_convs.*`` and are indexed highes
 :func:`reference_state_dict` and :func:`from_reference_state_dict` translate between the two namings.
 
 The top-level children are exactly ``encoder``, ``decoder`` and ``heads`` so that transfer selects weights by
-the prefixes ``encoder.``, ``decoder.`` and ``heads.`` (reference protocol 7).
+the prefixes ``encoder.``, ``decoder.`` and ``heads.`` (the reference code).
 """
 
 from __future__ import annotations
@@ -45,12 +45,12 @@ def _is_int(value: object) -> bool:
 
 @dataclass(frozen=True)
 class UNetConfig:
-    """Architecture of the U-Net; the defaults are the reference ``UNet2d`` (reference protocol 4.1).
+    """Architecture of the U-Net; the defaults are the reference ``UNet2d`` (the reference code).
 
     Attributes:
         in_channels: Image channels of the input (reference: 1, a single cine frame).
         out_channels: Channels of every head: classes for segmentation (reference: 4, background, LV, MYO, RV),
-            1 for the MIM reconstruction (reference protocol 4.4).
+            1 for the MIM reconstruction (the reference code).
         channels: Output channels of each encoder stage, highest resolution first; the number of stages is
             ``len(channels)``. Stage 0 keeps the input size and each later stage halves it. The decoder mirrors
             it. Reference: (32, 64, 128, 256, 512, 512, 512), a 4×4×512 bottleneck for 256² inputs.
@@ -137,8 +137,8 @@ def check_input_size(size: int, config: UNetConfig, name: str = "output_size") -
 class UNetEncoder(nn.Module):
     """The contracting path: S :class:`~sspcmr.models.blocks.ConvBlock` stages, the first at full resolution.
 
-    Built alone (``UNetEncoder(config)``) it is the backbone of SimCLR, PCL and DINO (reference protocol 4.2,
-    4.3); its keys ``enc_blocks.{i}.{conv1,bn1,conv2,bn2}.*`` equal those of a :class:`UNet`'s ``encoder.``.
+    Built alone (``UNetEncoder(config)``) it is the backbone of SimCLR, PCL and DINO (the reference code);
+    its keys ``enc_blocks.{i}.{conv1,bn1,conv2,bn2}.*`` equal those of a :class:`UNet`'s ``encoder.``.
     Only ``in_channels``, ``channels``, ``norm`` and ``negative_slope`` of the config are used.
 
     Args:
@@ -151,7 +151,7 @@ class UNetEncoder(nn.Module):
         c = self.config
         in_channels = (c.in_channels, *c.channels[:-1])
         # Stage 0 keeps the resolution (input → 32 channels); every later stage downsamples with stride 2 in
-        # its first conv (reference protocol 4.1, no max-pooling).
+        # its first conv (the reference code, no max-pooling).
         self.enc_blocks = nn.ModuleList(
             ConvBlock(c_in, c_out, 1 if i == 0 else 2, c.norm, c.negative_slope)
             for i, (c_in, c_out) in enumerate(zip(in_channels, c.channels, strict=True))
@@ -208,7 +208,7 @@ class UNetDecoder(nn.Module):
 
     Stage j goes from ``channels[-1 - j]`` to ``c = channels[-2 - j]`` channels: ``ConvTranspose2d(k=2, s=2)``,
     concatenation ``[upsampled, skip]`` (upsampled first, as in the reference), then a stride-1 block
-    2c → c (reference protocol 4.1). Keys: ``upconvs.{j}.*`` and ``dec_blocks.{j}.*``.
+    2c → c (the reference code). Keys: ``upconvs.{j}.*`` and ``dec_blocks.{j}.*``.
 
     Args:
         config: Architecture; None means the reference :class:`UNetConfig`.
@@ -248,7 +248,7 @@ class UNetDecoder(nn.Module):
 
 
 class UNet(nn.Module):
-    """U-Net with deep-supervision heads; the reference ``UNet2d`` by default (reference protocol 4.1, 4.4).
+    """U-Net with deep-supervision heads; the reference ``UNet2d`` by default (the reference code).
 
     Children: ``encoder`` (:class:`UNetEncoder`), ``decoder`` (:class:`UNetDecoder`) and ``heads``, a
     ``ModuleList`` of 1×1 convs (with bias, raw logits) where ``heads[i]`` reads decoder scale i, i.e. the
@@ -321,7 +321,7 @@ class UNet(nn.Module):
 
         Only ``requires_grad`` changes: the encoder stays in the model's train/eval mode, so its BatchNorm
         running statistics keep updating in training, as the reference's frozen-encoder epochs do (reference
-        protocol 7, ``nr_epochs_frozen_encoder``).
+        the reference code, ``nr_epochs_frozen_encoder``).
         """
         self.encoder.requires_grad_(False)
 

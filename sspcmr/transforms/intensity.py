@@ -1,4 +1,4 @@
-"""Batched intensity augmentation with MONAI >= 1.3 semantics (reference protocol 2.2 and 3.2).
+"""Batched intensity augmentation with MONAI >= 1.3 semantics (the reference code).
 
 Each transform decides per sample with its own probability, like one MONAI dictionary transform per
 sample would. Parameters are drawn on the CPU (:func:`sample_intensity`), so which samples a transform

@@ -1,4 +1,4 @@
-"""Turn a native-slice batch into augmented views (reference protocol 3.1 and 3.3), batched on its device.
+"""Turn a native-slice batch into augmented views (the reference code), batched on its device.
 
 Per view and per sample, with independent draws: one geometric resample (bicubic image, nearest
 label), subject standardisation, then the intensity transforms, then the label one-hot.

@@ -1,4 +1,4 @@
-"""Protocol 11.13: the evaluation geometry and its inverse are a round trip.
+"""the reference code: the evaluation geometry and its inverse are a round trip.
 
 Each test volume's ground truth is resampled to the network grid exactly as ``test`` resamples the image
 (``CineDataModule.augment(item, training=False)``: image-centred, no augmentation, nearest labels, one-hot),

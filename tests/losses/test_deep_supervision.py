@@ -1,4 +1,4 @@
-"""DeepSupervisionLoss: weights, target downsampling and the weighted sum (reference protocol 5.1, 10, 11.5)."""
+"""DeepSupervisionLoss: weights, target downsampling and the weighted sum (the reference code)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from torch import nn
 
 from sspcmr.losses import DeepSupervisionLoss, DiceCELoss, SegmentationLossOutput, deep_supervision_weights
 
-REFERENCE_WEIGHTS = [0.507937, 0.253968, 0.126984, 0.063492, 0.031746, 0.015873]  # protocol 10
+REFERENCE_WEIGHTS = [0.507937, 0.253968, 0.126984, 0.063492, 0.031746, 0.015873]  # the reference code
 
 
 class ConstantLoss(nn.Module):

@@ -1,4 +1,4 @@
-"""PatchMasker and masked_mse: the masked image modelling recipe of the reference (protocol 5.4)."""
+"""PatchMasker and masked_mse: the masked image modelling recipe of the reference (the reference code)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DINO specifics (reference protocol 4.3, 5.4, 6, 10, 11.8): schedules, teacher initialisation and EMA,
+"""DINO specifics (the reference code): schedules, teacher initialisation and EMA,
 parameter groups, the frozen last layer in epoch 0 and the head's shape."""
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ def test_simclr_head_is_the_reference_mlp():
                for m in layers if isinstance(m, torch.nn.Linear))
     encoder = sum(p.numel() for p in model.backbone.parameters())
     head = sum(p.numel() for p in model.head.parameters())
-    assert encoder + head == 14_946_912  # the reference EncoderMLP2d (protocol 4.2)
+    assert encoder + head == 14_946_912  # the reference EncoderMLP2d (the reference code)
     assert model(torch.randn(2, 1, 256, 256)).shape == (2, 512)
 
 

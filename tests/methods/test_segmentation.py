@@ -1,5 +1,5 @@
 """``Segmentation``: slice Dice, the reference optimiser and poly schedule, training on the tiny data,
-frozen-encoder epochs and the native-space test (reference protocol 5.1, 6, 7, 8)."""
+frozen-encoder epochs and the native-space test (the reference code)."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ def _lr_by_epoch(model: Segmentation, max_epochs: int) -> list[float]:
 @pytest.mark.parametrize("lr, scale", [(0.01, 1.0), (0.005, 0.5)])
 def test_poly_schedule_reference_numbers(lr, scale):
     rates = _lr_by_epoch(_model(lr=lr), 1000)
-    # Reference protocol 6: lr_e = lr_0 (1 - e / 1000)^0.9; fine-tuning (0.005) halves every epoch's rate.
+    # Reference the reference code: lr_e = lr_0 (1 - e / 1000)^0.9; fine-tuning (0.005) halves every epoch's rate.
     golden = {0: 0.01, 1: 0.009991, 500: 0.0053589, 999: 1.9953e-5}
     for epoch, value in golden.items():
         assert rates[epoch] == pytest.approx(scale * value, rel=1e-4), epoch
@@ -326,7 +326,7 @@ class _Oracle(Segmentation):
 
 
 def test_test_of_perfect_predictions_scores_near_one(prepared_tiny, tmp_path):
-    """Protocol 8.1 end to end: a 128 px x 2 mm grid (256 mm, covering every native field of view) and back."""
+    """the reference code end to end: a 128 px x 2 mm grid (256 mm, covering every native field of view) and back."""
     out = tmp_path / "results"
     model = _Oracle(channels=TINY, log_images=False, results_dir=str(out))
     data = _data(prepared_tiny, output_size=128, output_spacing=2.0)

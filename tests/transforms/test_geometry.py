@@ -1,4 +1,4 @@
-"""Golden geometry of the single-step resampling (reference protocol 2.1 and 11.11)."""
+"""Golden geometry of the single-step resampling (the reference code)."""
 
 from __future__ import annotations
 

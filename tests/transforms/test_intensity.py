@@ -1,4 +1,4 @@
-"""Batched intensity transforms against MONAI's per-sample transforms (reference protocol 2.2, 3.2, 11.12)."""
+"""Batched intensity transforms against MONAI's per-sample transforms (the reference code)."""
 
 from __future__ import annotations
 

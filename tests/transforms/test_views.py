@@ -1,4 +1,4 @@
-"""The Augmenter and the reference presets on native-slice batches (reference protocol 3.1, 3.3, 3.4)."""
+"""The Augmenter and the reference presets on native-slice batches (the reference code)."""
 
 from __future__ import annotations
 

@@ -39,6 +39,15 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_write_bytes
 from ..errors import DataError, MachineError, is_machine_failure
+from .generations import (
+    Previous,
+    collect_garbage,
+    read_previous,
+    remove_leftovers,
+    removed_subjects,
+    subject_damage,
+    unchanged,
+)
 from .lock import FolderLock
 from .sources import CLI_NAMES, RawSubject, find_subjects
 from .store import (
@@ -48,12 +57,8 @@ from .store import (
     SUBJECTS_FOLDER,
     TABLE_FILES,
     TABLES_FOLDER,
-    array_problem,
-    content_problem,
     fsync_path,
-    read_manifest,
     read_meta,
-    read_table,
     slice_rows,
     subject_row,
     version_folder,
@@ -62,7 +67,6 @@ from .subject import FORMAT_VERSION, fingerprint, prepare_subject
 
 KEPT = "the previous prepared data set is unchanged"
 KEPT_NONE = "no prepared data set was written"
-LEGACY_TABLES = ("subjects.csv", "slices.csv", "corrections.csv", "invalid.csv")  # format 1, top level
 
 
 class PrepareFailed(DataError):
@@ -92,6 +96,7 @@ class PrepareReport:
     repaired: list[str] = field(default_factory=list)
     damage: dict[str, str] = field(default_factory=dict)
     generation: str = ""
+    cleanup_error: str = ""  # old generations that could not be deleted (the next run retries)
     subjects: int = 0
     slices: int = 0
 
@@ -199,15 +204,6 @@ def _machine(action: str, path: Path | str | None, kept: str, exact: bool = Fals
         raise MachineError(action, where, error, kept) from error
 
 
-@dataclass
-class _Previous:
-    """The current data set, as far as it can be read (for reuse, carrying over and clean-up)."""
-
-    manifest: dict | None = None
-    table: pd.DataFrame | None = None  # subjects.csv, verified against the manifest
-    folders: dict[tuple[str, str], Path] = field(default_factory=dict)
-
-
 class _Run:
     def __init__(self, raw: Path, out: Path, names: tuple[str, ...], skip_invalid: bool, workers: int,
                  progress: bool, verify: bool) -> None:
@@ -221,10 +217,10 @@ class _Run:
 
     def run(self) -> PrepareReport:
         out, report = self.out, self.report
-        _remove_leftovers(out)  # staging of runs that were killed (the lock says none is running)
+        remove_leftovers(out)  # staging of runs that were killed (the lock says none is running)
         try:
             with _machine("reading", out, self.kept):
-                previous = _read_previous(out)
+                previous = read_previous(out)
             with _machine("reading", self.raw, self.kept):
                 subjects, problems = find_subjects(self.raw, self.names)
             if not subjects and not problems:
@@ -242,27 +238,27 @@ class _Run:
             report.repaired = [name for name in report.prepared if name in report.damage]
             report.damage = {name: report.damage[name] for name in report.repaired}
             tables, manifest = self._tables(entries)
-            if staged or not _unchanged(out, previous.manifest, manifest):
+            if staged or not unchanged(out, previous.manifest, manifest):
                 self._commit(staged, tables, manifest)
             else:
                 manifest = previous.manifest
             report.generation = manifest["generation"]
-            report.removed += _removed(out, self.names, previous, entries)
+            report.removed += removed_subjects(out, self.names, previous, entries)
         finally:
             shutil.rmtree(self.staging, ignore_errors=True)
             for path in reversed(self.created):  # only when the switch did not happen
                 shutil.rmtree(path, ignore_errors=True)
         referenced = {folder for _, folder in entries}
         try:
-            _collect_garbage(out, manifest["generation"], referenced,
+            collect_garbage(out, manifest["generation"], referenced,
                              set(self.names) | {m["dataset"] for m, _ in entries})
-        except OSError:
-            pass  # left for the next run: nothing the manifest names is affected
+        except OSError as error:  # nothing the manifest names is affected; the next run retries
+            report.cleanup_error = f"{getattr(error, 'filename', None) or out}: {error.strerror or error}"
         return report
 
     # -------------------------------------------------------------------------------------------- steps
 
-    def _reuse(self, subjects: list[RawSubject], previous: _Previous) -> tuple[list[tuple[dict, str]], list]:
+    def _reuse(self, subjects: list[RawSubject], previous: Previous) -> tuple[list[tuple[dict, str]], list]:
         """Subjects of the current data set that are unchanged and intact, and jobs for all others."""
         entries, jobs = [], []
         for subject in subjects:
@@ -283,7 +279,7 @@ class _Run:
                         continue
                     if meta.get("fingerprint") != expected:
                         continue
-                    problem = _intact(folder, meta, self.verify)
+                    problem = subject_damage(folder, meta, self.verify)
                 if problem is None:
                     entries.append((meta, folder.relative_to(self.out).as_posix()))
                     self.report.reused.append(subject.name)
@@ -312,7 +308,7 @@ class _Run:
             bar.close()
         return staged
 
-    def _carry_over(self, previous: _Previous) -> list[tuple[dict, str]]:
+    def _carry_over(self, previous: Previous) -> list[tuple[dict, str]]:
         """Subjects of data sets not selected this time stay as they are (when intact)."""
         entries = []
         if previous.table is None:
@@ -323,7 +319,7 @@ class _Run:
             folder = version_folder(self.out, row.folder)
             with _machine("reading", folder, self.kept):
                 meta = read_meta(folder) if folder is not None else None
-                intact = meta is not None and _intact(folder, meta, False) is None
+                intact = meta is not None and subject_damage(folder, meta, False) is None
             if intact:
                 entries.append((meta, row.folder))
             else:
@@ -449,99 +445,3 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def _intact(folder: Path, meta: dict, verify: bool) -> tuple[Path, str] | None:
-    """``(file, problem)`` when a prepared subject's arrays are not what its ``meta.json`` records."""
-    try:
-        problem = array_problem(folder, meta["n_frames"], meta["n_slices"], meta["height"], meta["width"],
-                                meta["dtype"])
-    except (KeyError, TypeError) as error:
-        return folder / "meta.json", f"incomplete metadata ({error})"
-    if problem is None and verify:
-        problem = content_problem(folder, meta)
-    return problem
-
-
-def _read_previous(out: Path) -> _Previous:
-    """The current manifest and subject table, when readable and consistent (else as good as none)."""
-    previous = _Previous()
-    try:
-        previous.manifest = read_manifest(out)
-        previous.table = read_table(out, previous.manifest, "subjects.csv")[0]
-    except DataError:
-        return previous
-    if any(c not in previous.table.columns for c in ("dataset", "SubjectID", "folder")):
-        previous.table = None
-        return previous
-    for row in previous.table.itertuples(index=False):
-        folder = version_folder(out, row.folder)
-        if folder is not None:
-            previous.folders[(row.dataset, row.SubjectID)] = folder
-    return previous
-
-
-def _unchanged(out: Path, current: dict | None, new: dict) -> bool:
-    """True when the current generation's tables are intact and identical to the new ones (nothing to switch)."""
-    if current is None:
-        return False
-    keys = ("format_version", "datasets", "subjects", "slices")
-    if any(current.get(k) != new[k] for k in keys) or any(
-            current["tables"][name].get(k) != new["tables"][name][k] for name in TABLE_FILES
-            for k in ("rows", "bytes", "sha256")):
-        return False
-    try:
-        for name in TABLE_FILES:
-            read_table(out, current, name)
-    except DataError:
-        return False
-    return True
-
-
-def _removed(out: Path, datasets: tuple[str, ...], previous: _Previous, entries: list[tuple[dict, str]]) -> list[str]:
-    """Subjects of the selected data sets that were prepared before and are not in the new data set."""
-    kept = {(m["dataset"], m["subject"]) for m, _ in entries}
-    before = set(previous.folders)
-    for dataset in datasets:
-        base = out / SUBJECTS_FOLDER / dataset
-        before |= {(dataset, p.name) for p in base.glob("*") if p.is_dir() and any(p.iterdir())}
-    order = {d: i for i, d in enumerate(datasets)}
-    gone = sorted((key for key in before - kept if key[0] in order), key=lambda k: (order[k[0]], k[1]))
-    return [f"{dataset} {subject}" for dataset, subject in gone]
-
-
-def _remove_leftovers(out: Path) -> None:
-    for stale in list(out.glob(".staging-*")) + list(out.glob(".trash-*")):
-        shutil.rmtree(stale, ignore_errors=True)
-
-
-def _collect_garbage(out: Path, generation: str, referenced: set[str], datasets: set[str]) -> None:
-    """Delete what the current manifest does not name (best effort: a failure here changes nothing it names)."""
-    def remove(path: Path) -> None:
-        try:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-        except OSError:
-            pass
-
-    for path in (out / TABLES_FOLDER).glob("*"):
-        if path.name != generation:
-            remove(path)
-    for dataset in sorted(datasets):
-        base = out / SUBJECTS_FOLDER / dataset
-        for subject in sorted(base.glob("*")):
-            if not subject.is_dir() or subject.is_symlink():
-                continue
-            for child in sorted(subject.iterdir()):
-                if f"{SUBJECTS_FOLDER}/{dataset}/{subject.name}/{child.name}" not in referenced:
-                    remove(child)
-            if not any(subject.iterdir()):
-                remove(subject)
-        if base.is_dir() and not any(base.iterdir()):
-            remove(base)
-    for name in LEGACY_TABLES:
-        if (out / name).is_file():
-            remove(out / name)
-    for path in out.glob(f".{MANIFEST_FILE}.*"):  # a manifest write that was killed
-        remove(path)
-    _remove_leftovers(out)

@@ -30,6 +30,8 @@ def format_prepare_report(report: PrepareReport, out: str | Path, seconds: float
     if report.repaired:
         lines.append(f"repaired {len(report.repaired)} damaged subject(s): "
                      + "; ".join(f"{name}: {report.damage.get(name, 'damaged')}" for name in report.repaired))
+    if report.cleanup_error:
+        lines.append(f"could not delete the previous generation ({report.cleanup_error}); the next run retries")
     if report.invalid:
         lines.append(f"skipped {len(report.invalid)} invalid subject(s), listed in {tables}/invalid.csv:")
         lines += [f"  {problem}" for problem in report.invalid]

@@ -16,7 +16,8 @@ import torch
 
 from sspcmr.data.atomic import atomic_write_bytes
 from sspcmr.methods.transfer import MANIFEST_KEY, PARTS, load_file
-from sspcmr.models.unet import HEAD_PREFIX, reference_state_dict
+from sspcmr.models.reference_keys import reference_state_dict
+from sspcmr.models.unet import HEAD_PREFIX
 
 ExportParts = Literal["auto", "encoder", "encoder+decoder", "all"]
 

@@ -5,7 +5,7 @@ With the default :class:`UNetConfig` the network is exactly the reference ``UNet
 upsampling, concatenation ``[upsampled, skip]``, 1×1 output heads with raw logits and PyTorch's default
 initialisation. Its parameters and buffers match the reference checkpoints one for one, except that the heads
 live in ``heads.*`` instead of ``decoder.output_convs.*`` and are indexed highest resolution first;
-:func:`reference_state_dict` and :func:`from_reference_state_dict` translate between the two namings.
+:mod:`sspcmr.models.reference_keys` translates between the two namings.
 
 The top-level children are exactly ``encoder``, ``decoder`` and ``heads`` so that transfer selects weights by
 the prefixes ``encoder.``, ``decoder.`` and ``heads.`` (the reference code).
@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,8 +30,6 @@ __all__ = [
     "UNetDecoder",
     "UNetEncoder",
     "check_input_size",
-    "from_reference_state_dict",
-    "reference_state_dict",
 ]
 
 REFERENCE_HEAD_PREFIX = "decoder.output_convs."
@@ -328,79 +325,3 @@ class UNet(nn.Module):
     def unfreeze_encoder(self) -> None:
         """Re-enable gradients to the encoder parameters."""
         self.encoder.requires_grad_(True)
-
-
-def _rename_heads(
-    state_dict: Mapping[str, Tensor], source: str, target: str, num_outputs: int | None
-) -> dict[str, Tensor]:
-    """Move head entries from prefix ``source`` to ``target``, reversing their index order.
-
-    Entries without ``source`` are kept in order; the renamed heads follow them, sorted by their new index.
-    """
-    pattern = re.compile(rf"^{re.escape(source)}(\d+)\.(.+)$")
-    heads, renamed = {}, {}
-    for key, value in state_dict.items():
-        match = pattern.match(key)
-        if match:
-            heads[key] = (int(match.group(1)), match.group(2), value)
-        else:
-            renamed[key] = value
-    indices = {index for index, _, _ in heads.values()}
-    if num_outputs is None:
-        # Without the model's head count, only a complete set of heads 0 … n - 1 tells n.
-        if indices != set(range(len(indices))):
-            raise ValueError(f"head indices {sorted(indices)} under {source!r} are not 0 … n - 1; pass num_outputs")
-        num_outputs = len(indices)
-    elif max(indices, default=-1) >= num_outputs:
-        raise ValueError(f"head indices {sorted(indices)} under {source!r} do not fit num_outputs={num_outputs}")
-    # Reference heads are ordered deepest first, ours highest resolution first: index k <-> n - 1 - k.
-    # The sort is stable, so each head keeps its weight-then-bias order.
-    for index, suffix, value in sorted(heads.values(), key=lambda item: num_outputs - 1 - item[0]):
-        renamed[f"{target}{num_outputs - 1 - index}.{suffix}"] = value
-    return renamed
-
-
-def reference_state_dict(source: UNet | Mapping[str, Tensor], num_outputs: int | None = None) -> dict[str, Tensor]:
-    """State dict with the reference ``UNet2d`` key names, loadable by the reference code.
-
-    ``heads.{i}.*`` becomes ``decoder.output_convs.{n - 1 - i}.*`` for n heads (the reference orders its heads
-    deepest first); every other key is already the reference's and is kept. The tensors are not copied.
-
-    Args:
-        source: A :class:`UNet`, or a state dict in this package's naming (possibly partial, e.g. encoder only).
-        num_outputs: Number of heads n of the model the state dict comes from; by default the model's, or the
-            number of distinct head indices in the state dict.
-
-    Returns:
-        The renamed state dict (206 keys for the reference config).
-
-    Raises:
-        ValueError: If a head index is >= ``num_outputs`` or, without ``num_outputs``, the indices present are
-            not 0 … n - 1.
-    """
-    if isinstance(source, UNet):
-        num_outputs = source.num_outputs if num_outputs is None else num_outputs
-        source = source.state_dict()
-    return _rename_heads(source, HEAD_PREFIX, REFERENCE_HEAD_PREFIX, num_outputs)
-
-
-def from_reference_state_dict(state_dict: Mapping[str, Tensor], num_outputs: int | None = None) -> dict[str, Tensor]:
-    """Translate a reference ``UNet2d`` (or reference encoder) state dict to this package's key names.
-
-    ``decoder.output_convs.{k}.*`` becomes ``heads.{n - 1 - k}.*``; all other keys (``encoder.*``,
-    ``decoder.upconvs.*``, ``decoder.dec_blocks.*``, and e.g. a projection MLP's) are kept. The tensors are not
-    copied, so ``UNet().load_state_dict(from_reference_state_dict(sd))`` loads identical values.
-
-    Args:
-        state_dict: Reference-named state dict, e.g. ``torch.load("last_model.pt")``.
-        num_outputs: Number of heads n of the reference model; by default the number of distinct
-            ``decoder.output_convs`` indices present.
-
-    Returns:
-        The renamed state dict.
-
-    Raises:
-        ValueError: If a head index is >= ``num_outputs`` or, without ``num_outputs``, the indices present are
-            not 0 … n - 1.
-    """
-    return _rename_heads(state_dict, REFERENCE_HEAD_PREFIX, HEAD_PREFIX, num_outputs)

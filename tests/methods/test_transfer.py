@@ -20,7 +20,7 @@ import torch
 from sspcmr.methods.segmentation import Segmentation
 from sspcmr.methods.transfer import MANIFEST_KEY, load_transfer
 from sspcmr.models import UNet, UNetConfig
-from sspcmr.models.unet import reference_state_dict
+from sspcmr.models.reference_keys import reference_state_dict
 
 TINY = [8, 16, 32]
 CONFIG = UNetConfig(channels=tuple(TINY))

@@ -12,7 +12,6 @@ error naming the keys.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from sspcmr.data.errors import DataError, MachineError, is_machine_failure
+from sspcmr.data.prepare.store import sha256_file as file_sha256  # provenance: the pretraining file's hash
 from sspcmr.models.unet import REFERENCE_HEAD_PREFIX, UNetConfig
 
 TransferMode = Literal["encoder", "encoder+decoder"]
@@ -175,15 +175,6 @@ def load_file(path: str | Path, context: str) -> object:
         raise DataError(f"{context}: cannot read {path} as a PyTorch checkpoint ({_first_line(error)})") from None
     except Exception as error:  # torch raises many types for corrupt files
         raise DataError(f"{context}: cannot read {path} as a PyTorch checkpoint ({_first_line(error)})") from None
-
-
-def file_sha256(path: str | Path) -> str:
-    """Content hash of a file (transfer provenance: which pretraining file a model started from)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _first_line(error: BaseException) -> str:

@@ -103,7 +103,8 @@ def slice_rows(index: int, meta: dict) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------------------------- checks
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: str | Path) -> str:
+    """Content hash of a file, read in 1 MiB blocks (prepared arrays, transfer provenance)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(1 << 20):

@@ -111,24 +111,25 @@ def _fail_array_writes(monkeypatch, code):
     monkeypatch.setattr(np, "save", save)
 
 
-def _fail_table_writes(monkeypatch, code):
+def _fail_writes_of(monkeypatch, matches, error):
+    """Make run.py's atomic writes of the paths ``matches`` accepts raise ``error`` (naming the path)."""
     real = run_module.atomic_write_bytes
 
     def atomic_write_bytes(path, write):
-        if path.suffix == ".csv":
-            raise PermissionError(code, os.strerror(code), str(path))
+        if matches(path):
+            raise error(str(path))
         return real(path, write)
     monkeypatch.setattr(run_module, "atomic_write_bytes", atomic_write_bytes)
+
+
+def _fail_table_writes(monkeypatch, code):
+    _fail_writes_of(monkeypatch, lambda path: path.suffix == ".csv",
+                    lambda path: PermissionError(code, os.strerror(code), path))
 
 
 def _fail_manifest_write(monkeypatch, code):
-    real = run_module.atomic_write_bytes
-
-    def atomic_write_bytes(path, write):
-        if path.name == "manifest.json":
-            raise OSError(code, os.strerror(code), str(path))
-        return real(path, write)
-    monkeypatch.setattr(run_module, "atomic_write_bytes", atomic_write_bytes)
+    _fail_writes_of(monkeypatch, lambda path: path.name == "manifest.json",
+                    lambda path: OSError(code, os.strerror(code), path))
 
 
 def _fail_raw_reads(monkeypatch, code):

@@ -307,10 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     default.add_argument("-o", "--output", required=True, help="output YAML")
     default.set_defaults(handler=_splits_default)
     vendors = split_commands.add_parser(
-        "vendors", help="keep the training and validation subjects of a vendor group (A_B or C_D); test unchanged")
+        "vendors", help="keep the training and validation subjects of a vendor group (A_B, C_D or a comma list "
+                        "such as A,B,C,D); test unchanged")
     vendors.add_argument("--base", required=True, help="split YAML with train/valid/test")
     vendors.add_argument("--prepared", required=True, help="folder written by `sspcmr prepare` (vendor metadata)")
-    vendors.add_argument("--group", required=True, choices=["A_B", "C_D"], help="vendor group")
+    vendors.add_argument("--group", required=True,
+                         help="vendor group: A_B, C_D (the reference's) or a comma list of vendor letters (A,B,C,D)")
     vendors.add_argument("-o", "--output", required=True, help="output YAML")
     vendors.set_defaults(handler=_splits_vendors)
     show = split_commands.add_parser("show", help="print subject counts per part and data set")

@@ -169,11 +169,21 @@ def labelled_subset(split: Split, subjects: int, seed: int) -> Split:
     return Split(test=split.test, train=from_strings(strings[:subjects]), valid=split.valid)
 
 
+def vendor_codes(group: str) -> tuple[str, ...]:
+    """The vendor codes of a group: ``A_B`` / ``C_D`` (the reference's groups) or a comma list such as
+    ``A,B,C,D`` (e.g. every vendor but the phantom's unseen vendor E)."""
+    if group in VENDOR_GROUPS:
+        return VENDOR_GROUPS[group]
+    codes = tuple(code.strip() for code in group.split(","))
+    if not all(len(code) == 1 and code.isalpha() and code.isupper() for code in codes) or len(set(codes)) != len(codes):
+        raise SplitError(f"vendor group must be one of {sorted(VENDOR_GROUPS)} or a comma list of vendor letters "
+                         f"such as A,B,C,D; got {group!r}")
+    return codes
+
+
 def vendor_subset(split: Split, metadata: dict[str, pd.DataFrame], group: str) -> Split:
-    """Keep training and validation subjects of a vendor group (``A_B`` or ``C_D``); test unchanged."""
-    if group not in VENDOR_GROUPS:
-        raise SplitError(f"vendor group must be one of {sorted(VENDOR_GROUPS)}; got {group!r}")
-    vendors = VENDOR_GROUPS[group]
+    """Keep training and validation subjects of a vendor group (:func:`vendor_codes`); test unchanged."""
+    vendors = vendor_codes(group)
     allowed = {ds: set(f.loc[f["Vendor"].isin(vendors), "SubjectID"].astype(str)) for ds, f in metadata.items()}
 
     def keep(mapping: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -6,6 +6,11 @@ A study file is YAML::
     name: smoke
     output_dir: data/demo/studies/smoke      # every run in <output_dir>/runs/<id>/, reports in report/
     data: {data_dir: data/demo/prepared, split: data/demo/split.yaml}
+                                             # optional data.pretrain_split: the split whose training and
+                                             # validation subjects pretraining uses (a larger unlabelled pool)
+    learning_rates: [0.005, 0.01, 0.02]      # optional: every scratch and fine-tuning cell at each rate;
+                                             # the report keeps, per method and subset, the rate with the best
+                                             # mean validation Dice (native space, validation subjects only)
     seeds: [0, 1]                            # seed S draws labelled subset S and seeds training with S
     subsets: [2, all]                        # labelled training subjects; "all" = every training subject
     eval_phases: [ED, ES]                    # phases scored on the test subjects
@@ -142,6 +147,8 @@ class StudyConfig:
     finetune: RecipeSpec
     methods: dict[str, MethodSpec]
     variants: tuple[VariantSpec, ...]
+    pretrain_split: str | None = None
+    learning_rates: tuple[float, ...] = ()
 
     def label(self, method: str) -> str:
         return "Baseline" if method == SCRATCH else self.methods[method].label
@@ -176,6 +183,18 @@ def _seeds(value: Any, where: str) -> tuple[int, ...]:
     if len(set(value)) != len(value):
         raise StudyConfigError(f"{where}: repeated seeds {value}")
     return tuple(value)
+
+
+def _learning_rates(value: Any, where: str) -> tuple[float, ...]:
+    if value is None:
+        return ()
+    ok = isinstance(value, list) and value and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf") for v in value)
+    if not ok:
+        raise StudyConfigError(f"{where} must be a non-empty list of positive numbers; got {value!r}")
+    if len(set(value)) != len(value):
+        raise StudyConfigError(f"{where}: repeated rates {value}")
+    return tuple(float(v) for v in value)
 
 
 def _mapping(raw: Any, where: str) -> dict:
@@ -258,7 +277,7 @@ def parse_study(raw: Mapping[str, Any], path: str | Path = "<study>") -> StudyCo
     where = str(path)
     raw = _mapping(raw, where)
     known = {"name", "output_dir", "data", "seeds", "subsets", "eval_phases", "pretrain_seed", "common", "scratch",
-             "finetune", "methods", "variants"}
+             "finetune", "methods", "variants", "learning_rates"}
     unknown = set(raw) - known
     if unknown:
         raise StudyConfigError(f"{where}: unknown keys {sorted(unknown)}")
@@ -268,6 +287,10 @@ def parse_study(raw: Mapping[str, Any], path: str | Path = "<study>") -> StudyCo
     data = _mapping(raw["data"], f"{where}: data")
     if not {"data_dir", "split"} <= set(data):
         raise StudyConfigError(f"{where}: data needs data_dir (prepared folder) and split (the full split YAML)")
+    unknown = set(data) - {"data_dir", "split", "pretrain_split"}
+    if unknown:
+        raise StudyConfigError(f"{where}: data has unknown keys {sorted(unknown)}")
+    learning_rates = _learning_rates(raw.get("learning_rates"), f"{where}: learning_rates")
     seeds = _seeds(raw.get("seeds", [0]), f"{where}: seeds")
     pretrain_seed = _seed(raw.get("pretrain_seed", 0), f"{where}: pretrain_seed")
     subsets = tuple(_subset(s, f"{where}: subsets") for s in raw.get("subsets", [ALL]))
@@ -296,7 +319,9 @@ def parse_study(raw: Mapping[str, Any], path: str | Path = "<study>") -> StudyCo
         common=flatten_overrides(_mapping(raw.get("common"), f"{where}: common")),
         scratch=_recipe(raw["scratch"], f"{where}: scratch"),
         finetune=_recipe(raw["finetune"], f"{where}: finetune") if "finetune" in raw else RecipeSpec(""),
-        methods=methods, variants=tuple(variants))
+        methods=methods, variants=tuple(variants),
+        pretrain_split=str(data["pretrain_split"]) if data.get("pretrain_split") is not None else None,
+        learning_rates=learning_rates)
 
 
 def load_study(path: str | Path, output_dir: str | Path | None = None) -> StudyConfig:

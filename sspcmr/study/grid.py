@@ -2,12 +2,14 @@
 labelled-subset size and seed.
 
 Run IDs are stable names that double as folder names: ``pretrain-mim``; ``scratch-n10-s0`` and
-``mim-n10-s0`` in the main grid; ``mim-ed-only-nall-s1`` in a variant. Pretraining runs come first in
+``mim-n10-s0`` in the main grid; ``mim-ed-only-nall-s1`` in a variant; ``mim-n1-s0-lr0.01`` when the study
+has a learning-rate grid (``learning_rates``). Pretraining runs come first in
 the order, so ``--run INDEX`` over a job array can run stage by stage.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
 
 from .config import SCRATCH, StudyConfig
@@ -30,6 +32,7 @@ class Run:
         vendors: vendor group trained on (``A_B`` / ``C_D``), None for all.
         augmentation: train with the recipe's augmentation.
         depends_on: the pretraining run a fine-tuning starts from.
+        lr: the learning rate of a learning-rate grid study (None: the recipe's own).
     """
 
     id: str
@@ -44,6 +47,7 @@ class Run:
     vendors: str | None = None
     augmentation: bool = True
     depends_on: str | None = None
+    lr: float | None = None
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -58,16 +62,15 @@ def study_runs(study: StudyConfig) -> list[Run]:
             for key, spec in study.methods.items() if key in used]
     for variant in study.variants:
         infix = "" if variant.name == "default" else f"-{variant.name}"
-        for method in variant.methods:
-            for subset in variant.subsets:
-                for seed in variant.seeds:
-                    runs.append(Run(
-                        id=f"{method}{infix}-n{subset}-s{seed}",
-                        kind="scratch" if method == SCRATCH else "finetune",
-                        method=method, label=study.label(method), variant=variant.name, variant_kind=variant.kind,
-                        subset=subset, seed=seed, train_phases=variant.train_phases, vendors=variant.vendors,
-                        augmentation=variant.augmentation,
-                        depends_on=None if method == SCRATCH else f"pretrain-{method}"))
+        rates = study.learning_rates or (None,)
+        for method, subset, seed, lr in itertools.product(variant.methods, variant.subsets, variant.seeds, rates):
+            runs.append(Run(
+                id=f"{method}{infix}-n{subset}-s{seed}" + ("" if lr is None else f"-lr{lr:g}"),
+                kind="scratch" if method == SCRATCH else "finetune",
+                method=method, label=study.label(method), variant=variant.name, variant_kind=variant.kind,
+                subset=subset, seed=seed, train_phases=variant.train_phases, vendors=variant.vendors,
+                augmentation=variant.augmentation,
+                depends_on=None if method == SCRATCH else f"pretrain-{method}", lr=lr))
     ids = [run.id for run in runs]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{study.path}: two runs share an ID; rename a variant or method")

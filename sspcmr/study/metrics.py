@@ -28,13 +28,13 @@ GROUP_KEYS: tuple[str, ...] = ("variant", "method", "subset")
 
 METRICS: tuple[str, ...] = (
     "dice_mean", *(f"dice_{c}" for c in CLASSES), *(f"hd95_{c}" for c in CLASSES), "LV_EF_mae", "RV_EF_mae",
-    "dice_ED", "dice_ES", "dice_AB", "dice_CD", "dice_in_domain", "dice_out_domain",
+    "dice_ED", "dice_ES", "dice_AB", "dice_CD", "dice_E", "dice_in_domain", "dice_out_domain", "val_dice_mean",
 )
 """The metric columns of :func:`run_metrics`."""
 
 _COUNTS = ("labelled_subjects", "labelled_slices")
 # Constant within a (variant, method, subset) group: copied into the aggregate from its first run.
-_DESCRIPTION = ("kind", "label", "variant_kind", "train_phases", "vendors", "augmentation")
+_DESCRIPTION = ("kind", "label", "variant_kind", "train_phases", "vendors", "augmentation", "lr")
 
 # --------------------------------------------------------------------------------------------------------------
 # Per-run metrics
@@ -81,7 +81,7 @@ def _describe(record: Mapping[str, Any]) -> dict[str, object]:
         "seed": int(record["seed"]), "labelled_subjects": int(record["labelled_subjects"]),
         "labelled_slices": int(record["labelled_slices"]), "train_phases": "+".join(record["train_phases"]),
         "vendors": "+".join(vendors) if vendors else "all", "augmentation": bool(record["augmentation"]),
-        "dir": str(record["dir"]),
+        "lr": float(record["lr"]) if record.get("lr") is not None else math.nan, "dir": str(record["dir"]),
     }
 
 
@@ -98,7 +98,9 @@ def run_metrics(record: Mapping[str, Any]) -> dict[str, object]:
         The record's fields (lists joined with "+", vendors None as ``"all"``), ``n_volumes`` and
         :data:`METRICS`: means over test volumes of ``dice_mean`` and ``dice_<C>``; of ``hd95_<C>`` (NaN
         excluded); ``LV_EF_mae`` / ``RV_EF_mae`` from ``clinical.csv`` (NaN excluded); ``dice_mean`` over the
-        ED, ES, vendor A+B and C+D volumes (``dice_ED``, ``dice_ES``, ``dice_AB``, ``dice_CD``); and for
+        ED, ES, vendor A+B, C+D and E volumes (``dice_ED``, ``dice_ES``, ``dice_AB``, ``dice_CD``, ``dice_E``, NaN
+        without such volumes); ``val_dice_mean`` over the validation subjects of a learning-rate grid run
+        (``validation_results/``, NaN for other runs); and for
         phase / vendor variants over in-domain volumes (phase in ``train_phases`` / vendor in ``vendors``)
         and the others (``dice_in_domain``, ``dice_out_domain``; NaN for other runs).
     """
@@ -113,8 +115,10 @@ def run_metrics(record: Mapping[str, Any]) -> dict[str, object]:
         row[f"{index}_mae"] = _mean(clinical, f"{index}_abserr")
     for phase in ("ED", "ES"):
         row[f"dice_{phase}"] = _mean(volumes, "dice_mean", volumes["phase"] == phase)
-    for vendors in ("AB", "CD"):
+    for vendors in ("AB", "CD", "E"):
         row[f"dice_{vendors}"] = _mean(volumes, "dice_mean", volumes["vendor"].isin(list(vendors)))
+    validation = read_results(results.parent / "validation_results" / "volumes.csv")
+    row["val_dice_mean"] = _mean(validation, "dice_mean") if not validation.empty else math.nan
     inside = _in_domain(volumes, record)
     row["dice_in_domain"] = math.nan if inside is None else _mean(volumes, "dice_mean", inside)
     row["dice_out_domain"] = math.nan if inside is None else _mean(volumes, "dice_mean", ~inside)

@@ -13,6 +13,8 @@ keys), whose ``<dir>/results/`` holds what ``sspcmr test`` wrote (:mod:`sspcmr.e
 * ``per_class_dice``, ``hd95``, ``ef_error``: per class / per ventricle (default variant);
 * ``table2_phase``, ``table3_vendor``: generalisation to the unseen cardiac phase / vendors;
 * ``table4_augmentation``: training with and without data augmentation;
+* ``learning_rate_selection``: with a learning-rate grid, the validation Dice of every rate and the one kept
+  (:mod:`sspcmr.study.selection`); ``runs.csv`` then says which runs were kept (``kept``);
 * each table as ``.csv`` (numbers) and ``.md`` (formatted ``mean ± std``);
 * ``dice_vs_subjects.png``, ``dice_by_position.png`` and ``report.md``, which gathers everything.
 """
@@ -38,6 +40,7 @@ from sspcmr.study.metrics import (
 )
 from sspcmr.study.paired import difference_table, run_volumes
 from sspcmr.study.plots import Line, plot_dice_by_position_per_method, plot_dice_vs_subjects
+from sspcmr.study.selection import select_learning_rates
 from sspcmr.study.tables import Table, format_cell, markdown, method_order, sorted_rows, study_tables, subset_key
 
 __all__ = ["METRICS", "aggregate", "format_cell", "run_metrics", "write_report"]
@@ -165,16 +168,22 @@ def write_report(records: Sequence[Mapping[str, Any]], out_dir: str | Path, part
         raise ValueError(f"study report: duplicate run ids in {sorted(i for i in ids if ids.count(i) > 1)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    metrics = pd.DataFrame([run_metrics(r) for r in records])
-    paths = [_write_csv(out / "runs.csv", metrics)]
+    every_run = pd.DataFrame([run_metrics(r) for r in records])
+    metrics, selection = select_learning_rates(every_run) if not every_run.empty else (every_run, None)
+    if selection is not None:
+        every_run = every_run.assign(kept=every_run["id"].isin(set(metrics["id"])))
+    paths = [_write_csv(out / "runs.csv", every_run)]
     tables: list[Table] = []
     if not metrics.empty:
+        kept = set(metrics["id"])
         methods = method_order(metrics)
         aggregated = aggregate(metrics)
         tables = study_tables(aggregated, metrics, methods)
-        differences = difference_table(run_volumes(records))
+        differences = difference_table(run_volumes([r for r in records if r["id"] in kept]))
         if differences is not None:
             tables.insert(1, differences)
+        if selection is not None:
+            tables.append(selection)
         figures = _figures(aggregated, metrics, methods, out)
     else:
         figures = []

@@ -37,6 +37,11 @@ from sspcmr.data.atomic import atomic_write_bytes
 from .config import ALL, StudyConfig, override_args
 from .grid import Run, find_run, study_runs
 
+VALIDATION_SPLIT = "validation-split.yaml"
+"""A learning-rate grid run's validation subjects, written as a test-only split."""
+VALIDATION_RESULTS = "validation_results"
+"""Where a grid run's native-space scores on its validation subjects go (the rate is chosen on them)."""
+
 CHECKPOINT = Path("logs") / "fit" / "checkpoints" / "last.ckpt"
 
 
@@ -125,11 +130,12 @@ class StudyRunner:
         if run.kind == "pretrain":
             spec = study.methods[run.method]
             return spec.config, {**study.common, **spec.overrides}
+        rate = {} if run.lr is None else {"model.init_args.lr": run.lr}
         if run.kind == "scratch":
-            return study.scratch.config, {**study.common, **study.scratch.overrides}
+            return study.scratch.config, {**study.common, **study.scratch.overrides, **rate}
         spec = study.methods[run.method]
         return study.finetune.config, {
-            **study.common, **study.finetune.overrides, **spec.finetune_overrides,
+            **study.common, **study.finetune.overrides, **spec.finetune_overrides, **rate,
             "model.init_args.init_from": str(self.checkpoint(self._by_id[run.depends_on])),
             "model.init_args.transfer": spec.transfer,
         }
@@ -147,7 +153,7 @@ class StudyRunner:
                                "init_args": {"save_dir": str(folder), "name": "logs", "version": command}},
         }
         if run.kind == "pretrain":
-            forced["data.split"] = self.study.split
+            forced["data.split"] = self.study.pretrain_split or self.study.split
         else:
             forced.update({
                 "data.split": str(folder / "split.yaml"),  # the drawn subset, vendor-filtered: see split.yaml
@@ -159,6 +165,10 @@ class StudyRunner:
         args = [command, "--config", config, *override_args({**overrides, **forced})]
         if command == "test":
             args += ["--ckpt_path", str(self.checkpoint(run)), "--model.init_args.results_dir", str(folder / "results")]
+        if command == "validate":  # scored like the test, on the validation subjects (selection of the rate)
+            args[0] = "test"
+            args += ["--data.split", str(folder / VALIDATION_SPLIT), "--ckpt_path", str(self.checkpoint(run)),
+                     "--model.init_args.results_dir", str(folder / VALIDATION_RESULTS)]
         return args
 
     def fingerprint(self, run: Run) -> str:
@@ -170,7 +180,7 @@ class StudyRunner:
         """Write the run's split (subset drawn, vendor group kept) and count what it trains on."""
         from sspcmr.data.datamodule import CineDataModule
         from sspcmr.data.prepare.store import PreparedDataset
-        from sspcmr.data.splits import labelled_subset, read_split, vendor_subset, write_split
+        from sspcmr.data.splits import Split, labelled_subset, read_split, vendor_subset, write_split
 
         split = read_split(self.study.split)
         if run.vendors is not None:  # first, so a subset of N is N subjects of the vendor group
@@ -178,6 +188,8 @@ class StudyRunner:
         if run.subset != ALL:
             split = labelled_subset(split, int(run.subset), run.seed)
         path = write_split(split, self.run_dir(run) / "split.yaml")
+        if run.lr is not None:  # the validation subjects as a test set: the rate is chosen on them
+            write_split(Split(test=split.valid), self.run_dir(run) / VALIDATION_SPLIT)
         module = CineDataModule(self.study.data_dir, str(path), mode="segment", train_phases=list(run.train_phases))
         rows = module.slice_rows("train")
         if rows.empty:
@@ -195,7 +207,8 @@ class StudyRunner:
         if not record:
             record = {**run.as_dict(), "fingerprint": fingerprint,
                       "fit_args": self.arguments(run, "fit"),
-                      "test_args": None if run.kind == "pretrain" else self.arguments(run, "test")}
+                      "test_args": None if run.kind == "pretrain" else self.arguments(run, "test"),
+                      "validation_args": self.arguments(run, "validate") if run.lr is not None else None}
             if run.kind != "pretrain":
                 record.update(self._labelled_split(run))
             _write_json(folder / "run.json", record)
@@ -274,6 +287,8 @@ class StudyRunner:
                 _write_json(folder / "status.json", {"state": "running", "fitted": True, "started": started})
             if run.kind != "pretrain":
                 self._launch(record["test_args"], folder / "test.log")
+            if record.get("validation_args"):
+                self._launch(record["validation_args"], folder / "validation.log")
             _write_json(folder / "status.json", {"state": "done", "fitted": True, "seconds": time.time() - started})
             return "done"
         except Exception as error:  # a failed run is reported and does not stop the others

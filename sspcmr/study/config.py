@@ -101,6 +101,8 @@ class MethodSpec:
         transfer: what fine-tuning takes from it: ``encoder`` or ``encoder+decoder``.
         overrides: pretraining overrides.
         finetune_overrides: extra fine-tuning overrides for this method's fine-tunings only.
+        pretraining: fine-tune from another method's pretraining (its key) instead of pretraining again, e.g.
+            the same MIM transferred encoder-only; ``config`` and ``overrides`` then stay empty.
     """
 
     key: str
@@ -109,6 +111,12 @@ class MethodSpec:
     transfer: str = "encoder"
     overrides: dict[str, Any] = field(default_factory=dict)
     finetune_overrides: dict[str, Any] = field(default_factory=dict)
+    pretraining: str | None = None
+
+    @property
+    def source(self) -> str:
+        """The method key whose pretraining run this method fine-tunes from."""
+        return self.pretraining or self.key
 
 
 @dataclass(frozen=True)
@@ -219,9 +227,14 @@ def _method(key: str, raw: Any, where: str) -> MethodSpec:
     raw = _mapping(raw, where)
     if not _KEY.match(key) or key == SCRATCH:
         raise StudyConfigError(f"{where}: method keys are lower-case names other than 'scratch'; got {key!r}")
-    unknown = set(raw) - {"label", "config", "transfer", "overrides", "finetune_overrides"}
+    unknown = set(raw) - {"label", "config", "transfer", "overrides", "finetune_overrides", "pretraining"}
     if unknown:
         raise StudyConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    if "pretraining" in raw:
+        if {"config", "overrides"} & set(raw):
+            raise StudyConfigError(f"{where}: a method with 'pretraining' reuses that method's pretraining; "
+                                   "it takes no 'config' or 'overrides'")
+        raw = {**raw, "config": ""}
     if "config" not in raw:
         raise StudyConfigError(f"{where} needs 'config' (e.g. configs/pretrain/{key}.yaml)")
     transfer = raw.get("transfer", "encoder")
@@ -230,7 +243,8 @@ def _method(key: str, raw: Any, where: str) -> MethodSpec:
     return MethodSpec(key=key, label=str(raw.get("label", key)), config=str(raw["config"]), transfer=transfer,
                       overrides=flatten_overrides(_mapping(raw.get("overrides"), f"{where}.overrides")),
                       finetune_overrides=flatten_overrides(_mapping(raw.get("finetune_overrides"),
-                                                                    f"{where}.finetune_overrides")))
+                                                                    f"{where}.finetune_overrides")),
+                      pretraining=str(raw["pretraining"]) if "pretraining" in raw else None)
 
 
 def _variant(raw: Any, where: str, methods: tuple[str, ...], seeds: tuple[int, ...]) -> VariantSpec:
@@ -299,6 +313,11 @@ def parse_study(raw: Mapping[str, Any], path: str | Path = "<study>") -> StudyCo
         raise StudyConfigError(f"{where}: eval_phases must be a list of ED / ES; got {eval_phases!r}")
     methods = {key: _method(key, spec, f"{where}: methods.{key}")
                for key, spec in _mapping(raw.get("methods"), f"{where}: methods").items()}
+    for key, spec in methods.items():
+        source = methods.get(spec.pretraining) if spec.pretraining else spec
+        if source is None or source.pretraining:
+            raise StudyConfigError(f"{where}: methods.{key}.pretraining must name a method of the study that "
+                                   f"pretrains itself; got {spec.pretraining!r}")
     if methods and "finetune" not in raw:
         raise StudyConfigError(f"{where}: pretraining methods need a 'finetune' recipe")
     keys = (SCRATCH, *methods)

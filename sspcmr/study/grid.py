@@ -57,7 +57,7 @@ class Run:
 
 def study_runs(study: StudyConfig) -> list[Run]:
     """Every run of the study in execution order (pretraining first)."""
-    used = {m for variant in study.variants for m in variant.methods if m != SCRATCH}
+    used = {study.methods[m].source for variant in study.variants for m in variant.methods if m != SCRATCH}
     runs = [Run(id=f"pretrain-{key}", kind="pretrain", method=key, label=spec.label, seed=study.pretrain_seed)
             for key, spec in study.methods.items() if key in used]
     for variant in study.variants:
@@ -70,7 +70,7 @@ def study_runs(study: StudyConfig) -> list[Run]:
                 method=method, label=study.label(method), variant=variant.name, variant_kind=variant.kind,
                 subset=subset, seed=seed, train_phases=variant.train_phases, vendors=variant.vendors,
                 augmentation=variant.augmentation,
-                depends_on=None if method == SCRATCH else f"pretrain-{method}", lr=lr))
+                depends_on=None if method == SCRATCH else f"pretrain-{study.methods[method].source}", lr=lr))
     ids = [run.id for run in runs]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{study.path}: two runs share an ID; rename a variant or method")

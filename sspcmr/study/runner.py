@@ -38,7 +38,7 @@ from .config import ALL, StudyConfig, override_args
 from .grid import Run, find_run, study_runs
 
 VALIDATION_SPLIT = "validation-split.yaml"
-"""A learning-rate grid run's validation subjects, written as a test-only split."""
+"""A learning-rate grid run's split with its validation subjects in the test part (training unchanged)."""
 VALIDATION_RESULTS = "validation_results"
 """Where a grid run's native-space scores on its validation subjects go (the rate is chosen on them)."""
 
@@ -189,7 +189,8 @@ class StudyRunner:
             split = labelled_subset(split, int(run.subset), run.seed)
         path = write_split(split, self.run_dir(run) / "split.yaml")
         if run.lr is not None:  # the validation subjects as a test set: the rate is chosen on them
-            write_split(Split(test=split.valid), self.run_dir(run) / VALIDATION_SPLIT)
+            write_split(Split(test=split.valid, train=split.train, valid=split.valid),
+                        self.run_dir(run) / VALIDATION_SPLIT)
         module = CineDataModule(self.study.data_dir, str(path), mode="segment", train_phases=list(run.train_phases))
         rows = module.slice_rows("train")
         if rows.empty:

@@ -13,6 +13,7 @@ keys), whose ``<dir>/results/`` holds what ``sspcmr test`` wrote (:mod:`sspcmr.e
 * ``per_class_dice``, ``hd95``, ``ef_error``: per class / per ventricle (default variant);
 * ``table2_phase``, ``table3_vendor``: generalisation to the unseen cardiac phase / vendors;
 * ``table4_augmentation``: training with and without data augmentation;
+* ``per_vendor_dice``: mean Dice per test vendor (default variant), e.g. an unseen vendor on its own;
 * ``learning_rate_selection``: with a learning-rate grid, the validation Dice of every rate and the one kept
   (:mod:`sspcmr.study.selection`); ``runs.csv`` then says which runs were kept (``kept``);
 * each table as ``.csv`` (numbers) and ``.md`` (formatted ``mean ± std``);
@@ -42,6 +43,7 @@ from sspcmr.study.paired import difference_table, run_volumes
 from sspcmr.study.plots import Line, plot_dice_by_position_per_method, plot_dice_vs_subjects
 from sspcmr.study.selection import select_learning_rates
 from sspcmr.study.tables import Table, format_cell, markdown, method_order, sorted_rows, study_tables, subset_key
+from sspcmr.study.vendors import vendor_table
 
 __all__ = ["METRICS", "aggregate", "format_cell", "run_metrics", "write_report"]
 
@@ -179,9 +181,13 @@ def write_report(records: Sequence[Mapping[str, Any]], out_dir: str | Path, part
         methods = method_order(metrics)
         aggregated = aggregate(metrics)
         tables = study_tables(aggregated, metrics, methods)
-        differences = difference_table(run_volumes([r for r in records if r["id"] in kept]))
+        volumes = run_volumes([r for r in records if r["id"] in kept])
+        differences = difference_table(volumes)
         if differences is not None:
             tables.insert(1, differences)
+        per_vendor = vendor_table(volumes)
+        if per_vendor is not None:
+            tables.append(per_vendor)
         if selection is not None:
             tables.append(selection)
         figures = _figures(aggregated, metrics, methods, out)

@@ -156,7 +156,7 @@ def test_format_cell() -> None:
 def test_every_file_is_written(report: tuple[Path, list[Path]]) -> None:
     out, paths = report
     tables = ["table1_dice", "differences_to_scratch", "per_class_dice", "hd95", "ef_error", "table2_phase",
-              "table3_vendor", "table4_augmentation"]
+              "table3_vendor", "table4_augmentation", "per_vendor_dice"]
     expected = {"runs.csv", "report.md", "dice_vs_subjects.png", "dice_by_position.png",
                 *(f"{t}.{ext}" for t in tables for ext in ("csv", "md"))}
     assert {p.name for p in paths} == expected
@@ -275,3 +275,17 @@ def test_plot_handles_single_points_and_missing_values(tmp_path: Path) -> None:
         pixels = np.asarray(image.convert("RGB"))
     assert pixels.shape == (plots.HEIGHT, plots.WIDTH, 3)
     assert (pixels == plots._PALETTE[0]).all(axis=2).any()
+
+
+def test_per_vendor_table_golden_values(report: tuple[Path, list[Path]]) -> None:
+    """Vendor A's Dice is d + 0.01 in every run (ED and ES offsets cancel), C's d - 0.01; default variant only."""
+    out, _ = report
+    table = pd.read_csv(out / "per_vendor_dice.csv")
+    scratch_a = table[(table["method"] == "scratch") & (table["subset"].astype(str) == "2") & (table["vendor"] == "A")]
+    assert scratch_a["mean"].item() == pytest.approx((0.70 + 0.74) / 2 + 0.01)
+    assert scratch_a["std"].item() == pytest.approx(np.std([0.71, 0.75], ddof=1))
+    simclr_c = table[(table["method"] == "simclr") & (table["vendor"] == "C")]
+    assert simclr_c["mean"].item() == pytest.approx(0.77) and math.isnan(simclr_c["std"].item())
+    assert len(table) == 5 * 4  # scratch, mim at 2 and all, simclr at 2; four vendors; no variant rows
+    text = (out / "per_vendor_dice.md").read_text()
+    assert "A (2 volumes)" in text and "0.730 ± 0.028" in text

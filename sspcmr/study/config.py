@@ -8,6 +8,8 @@ A study file is YAML::
     data: {data_dir: data/demo/prepared, split: data/demo/split.yaml}
                                              # optional data.pretrain_split: the split whose training and
                                              # validation subjects pretraining uses (a larger unlabelled pool)
+    subset_overrides: {1: {trainer.max_epochs: 400}}   # optional: overrides of the scratch and fine-tuning
+                                             # runs of one subset size (e.g. an equal number of steps per size)
     learning_rates: [0.005, 0.01, 0.02]      # optional: every scratch and fine-tuning cell at each rate;
                                              # the report keeps, per method and subset, the rate with the best
                                              # mean validation Dice (native space, validation subjects only)
@@ -157,6 +159,7 @@ class StudyConfig:
     variants: tuple[VariantSpec, ...]
     pretrain_split: str | None = None
     learning_rates: tuple[float, ...] = ()
+    subset_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def label(self, method: str) -> str:
         return "Baseline" if method == SCRATCH else self.methods[method].label
@@ -291,7 +294,8 @@ def parse_study(raw: Mapping[str, Any], path: str | Path = "<study>") -> StudyCo
     where = str(path)
     raw = _mapping(raw, where)
     known = {"name", "output_dir", "data", "seeds", "subsets", "eval_phases", "pretrain_seed", "common", "scratch",
-             "finetune", "methods", "variants", "learning_rates"}
+             "finetune", "methods", "variants", "learning_rates",
+             "subset_overrides"}
     unknown = set(raw) - known
     if unknown:
         raise StudyConfigError(f"{where}: unknown keys {sorted(unknown)}")
@@ -305,6 +309,9 @@ def parse_study(raw: Mapping[str, Any], path: str | Path = "<study>") -> StudyCo
     if unknown:
         raise StudyConfigError(f"{where}: data has unknown keys {sorted(unknown)}")
     learning_rates = _learning_rates(raw.get("learning_rates"), f"{where}: learning_rates")
+    subset_overrides = {
+        _subset(size, f"{where}: subset_overrides"): flatten_overrides(_mapping(value, f"{where}: subset_overrides"))
+        for size, value in _mapping(raw.get("subset_overrides"), f"{where}: subset_overrides").items()}
     seeds = _seeds(raw.get("seeds", [0]), f"{where}: seeds")
     pretrain_seed = _seed(raw.get("pretrain_seed", 0), f"{where}: pretrain_seed")
     subsets = tuple(_subset(s, f"{where}: subsets") for s in raw.get("subsets", [ALL]))
@@ -340,7 +347,7 @@ def parse_study(raw: Mapping[str, Any], path: str | Path = "<study>") -> StudyCo
         finetune=_recipe(raw["finetune"], f"{where}: finetune") if "finetune" in raw else RecipeSpec(""),
         methods=methods, variants=tuple(variants),
         pretrain_split=str(data["pretrain_split"]) if data.get("pretrain_split") is not None else None,
-        learning_rates=learning_rates)
+        learning_rates=learning_rates, subset_overrides=subset_overrides)
 
 
 def load_study(path: str | Path, output_dir: str | Path | None = None) -> StudyConfig:

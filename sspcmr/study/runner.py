@@ -131,11 +131,12 @@ class StudyRunner:
             spec = study.methods[run.method]
             return spec.config, {**study.common, **spec.overrides}
         rate = {} if run.lr is None else {"model.init_args.lr": run.lr}
+        size = study.subset_overrides.get(str(run.subset), {})
         if run.kind == "scratch":
-            return study.scratch.config, {**study.common, **study.scratch.overrides, **rate}
+            return study.scratch.config, {**study.common, **study.scratch.overrides, **size, **rate}
         spec = study.methods[run.method]
         return study.finetune.config, {
-            **study.common, **study.finetune.overrides, **spec.finetune_overrides, **rate,
+            **study.common, **study.finetune.overrides, **spec.finetune_overrides, **size, **rate,
             "model.init_args.init_from": str(self.checkpoint(self._by_id[run.depends_on])),
             "model.init_args.transfer": spec.transfer,
         }
@@ -293,7 +294,8 @@ class StudyRunner:
             _write_json(folder / "status.json", {"state": "done", "fitted": True, "seconds": time.time() - started})
             return "done"
         except Exception as error:  # a failed run is reported and does not stop the others
-            _write_json(folder / "status.json", {"state": "failed", "error": str(error),
+            fitted = _read_json(folder / "status.json").get("fitted", False)  # a failed test need not refit
+            _write_json(folder / "status.json", {"state": "failed", "error": str(error), "fitted": fitted,
                                                  "seconds": time.time() - started})
             return "failed"
         finally:

@@ -139,3 +139,20 @@ def test_vendor_groups_are_named_groups_or_comma_lists() -> None:
     for bad in ("A_C", "A,,B", "a,b", "A,A", "AB,C"):
         with pytest.raises(SplitError, match="vendor group"):
             vendor_codes(bad)
+
+
+def test_subset_overrides_apply_to_their_size_only() -> None:
+    from sspcmr.study.grid import study_runs
+
+    study = parse_study({"name": "s", "output_dir": "o", "data": {"data_dir": "d", "split": "s.yaml"},
+                         "subsets": [1, 4], "scratch": {"config": "b.yaml", "overrides": {"trainer.max_epochs": 600}},
+                         "subset_overrides": {1: {"trainer": {"max_epochs": 400}}}}, "study.yaml")
+    runner = StudyRunner(study)
+    epochs = {}
+    for run in study_runs(study):
+        args = runner.arguments(run, "fit")
+        epochs[run.subset] = args[args.index("--trainer.max_epochs") + 1]
+    assert epochs == {"1": "400", "4": "600"}
+    with pytest.raises(StudyConfigError, match="positive integers"):
+        parse_study({"name": "s", "output_dir": "o", "data": {"data_dir": "d", "split": "s.yaml"},
+                     "scratch": {"config": "b.yaml"}, "subset_overrides": {0: {}}}, "study.yaml")

@@ -123,6 +123,24 @@ class StudyRunner:
             return None
         return f"{host}:{pid}"
 
+    def _acquire(self, lock: Path) -> bool:
+        """Create the run's lock atomically (two ``sspcmr study`` processes never start the same run); a stale
+        lock of a dead process on this host is replaced."""
+        for _ in range(2):
+            try:
+                descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                run_dir = lock.parent
+                holder = self._lock_holder(self._by_id[run_dir.name]) if run_dir.name in self._by_id else "?"
+                if holder is not None:
+                    return False
+                lock.unlink(missing_ok=True)
+                continue
+            with os.fdopen(descriptor, "w") as out:
+                out.write(f"{socket.gethostname()}:{os.getpid()}")
+            return True
+        return False
+
     # -- arguments ----------------------------------------------------------------------------------
 
     def _recipe(self, run: Run) -> tuple[str, dict]:
@@ -154,7 +172,9 @@ class StudyRunner:
                                "init_args": {"save_dir": str(folder), "name": "logs", "version": command}},
         }
         if run.kind == "pretrain":
-            forced["data.split"] = self.study.pretrain_split or self.study.split
+            # A method may name its own split (a supervised control must not see the labels of an unseen vendor).
+            own = overrides.get("data.split")
+            forced["data.split"] = own or self.study.pretrain_split or self.study.split
         else:
             forced.update({
                 "data.split": str(folder / "split.yaml"),  # the drawn subset, vendor-filtered: see split.yaml
@@ -270,7 +290,8 @@ class StudyRunner:
         folder = self.run_dir(run)
         folder.mkdir(parents=True, exist_ok=True)
         lock = folder / ".lock"
-        lock.write_text(f"{socket.gethostname()}:{os.getpid()}")
+        if not self._acquire(lock):
+            return "running"  # another process took it between the state check and now
         started = time.time()
         try:
             record = self._prepare(run)
@@ -327,23 +348,49 @@ class StudyRunner:
         self.echo(line)
         return state
 
-    def run_all(self) -> dict[str, str]:
-        """Every run in order (finished ones skipped); returns ``{id: state}``."""
-        states = {}
+    def run_all(self, poll_seconds: float = 30.0) -> dict[str, str]:
+        """Every run in order (finished ones skipped); returns ``{id: state}``.
+
+        Runs held by another ``sspcmr study`` process on the same study, and fine-tunings whose pretraining that
+        process is running, are waited for (polling every ``poll_seconds``), so two or more processes side by
+        side share the grid and each returns when everything is finished. Every run is tried once per call.
+        """
+        states: dict[str, str] = {}
         source = self.study.path
         if source.is_file():  # the study file as run, next to its runs
             text = source.read_text()
             atomic_write_bytes(self.study.output_dir / "study.yaml", lambda tmp: tmp.write_text(text))
-        for index, run in enumerate(self.runs):
-            before = self.state(run)
-            if before == "done":
-                self.echo(f"[{index + 1}/{len(self.runs)}] {run.id}: done earlier, skipped")
-                states[run.id] = before
-                continue
-            self.echo(f"[{index + 1}/{len(self.runs)}] {run.id}: {run.kind}" +
-                      ("" if run.kind == "pretrain" else f" on {run.subset} labelled subjects, seed {run.seed}"))
-            states[run.id] = self._report_state(run, self.execute(run))
-        return states
+        tried: set[str] = set()
+        while True:
+            waiting = False
+            for index, run in enumerate(self.runs):
+                if run.id in tried:
+                    continue
+                before = self.state(run)
+                if before == "done":
+                    self.echo(f"[{index + 1}/{len(self.runs)}] {run.id}: done earlier, skipped")
+                    states[run.id] = before
+                    tried.add(run.id)
+                    continue
+                if before == "running" or (before == "blocked" and self._upstream_active(run)):
+                    waiting = True
+                    continue
+                self.echo(f"[{index + 1}/{len(self.runs)}] {run.id}: {run.kind}" +
+                          ("" if run.kind == "pretrain" else f" on {run.subset} labelled subjects, seed {run.seed}"))
+                state = self.execute(run)
+                if state == "running":  # another process took it first
+                    waiting = True
+                    continue
+                states[run.id] = self._report_state(run, state)
+                tried.add(run.id)
+            if not waiting:
+                return states
+            time.sleep(poll_seconds)
+
+    def _upstream_active(self, run: Run) -> bool:
+        """The pretraining a blocked run depends on is being run (or will be, by this or another process)."""
+        upstream = self._by_id[run.depends_on] if run.depends_on else None
+        return upstream is not None and self.state(upstream) in ("running", "pending", "interrupted")
 
     # -- listing and reporting --------------------------------------------------------------------------
 

@@ -156,3 +156,19 @@ def test_subset_overrides_apply_to_their_size_only() -> None:
     with pytest.raises(StudyConfigError, match="positive integers"):
         parse_study({"name": "s", "output_dir": "o", "data": {"data_dir": "d", "split": "s.yaml"},
                      "scratch": {"config": "b.yaml"}, "subset_overrides": {0: {}}}, "study.yaml")
+
+
+def test_pretraining_uses_the_pool_unless_the_method_names_its_own_split() -> None:
+    study = parse_study({"name": "s", "output_dir": "o",
+                         "data": {"data_dir": "d", "split": "labelled.yaml", "pretrain_split": "pool.yaml"},
+                         "scratch": {"config": "b.yaml"}, "finetune": {"config": "f.yaml"},
+                         "methods": {"mim": {"config": "m.yaml"},
+                                     "supervised": {"config": "b.yaml", "overrides": {"data.split": "ad.yaml"}}}},
+                        "study.yaml")
+    runner = StudyRunner(study)
+    splits = {}
+    for run in runner.runs:
+        args = runner.arguments(run, "fit")
+        splits[run.id] = args[len(args) - 1 - args[::-1].index("--data.split") + 1]  # the last one wins
+    assert splits["pretrain-mim"] == "pool.yaml" and splits["pretrain-supervised"] == "ad.yaml"
+    assert splits["scratch-nall-s0"].endswith("runs/scratch-nall-s0/split.yaml")

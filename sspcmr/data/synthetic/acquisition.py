@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .artefacts import sample_breath_hold
 from .profiles import SizePreset, VendorProfile
 
 
@@ -34,7 +35,15 @@ class Acquisition:
         gamma: global contrast curve exponent applied before quantisation.
         intensity_max: value the brightest tissue is mapped to on disk.
         in_plane_angle: rotation of the image axes about the slice normal, radians.
-        breath_hold: (slices, 3) per-slice rigid scene shifts in mm (in-plane and through-plane).
+        breath_hold: (slices, 3) per-slice rigid scene shifts in world mm (x left-right, y
+            anterior-posterior, z superior-inferior; see :mod:`.artefacts`).
+        breath_hold_sd: the subject's SD (mm) of the superior-inferior breath-hold offset.
+        wrap: phase oversampling off: tissue beyond the phase field of view folds in.
+        wrap_pad: width (mm) beyond each phase edge whose tissue can fold in (0 without wrap).
+        banding: off-resonance banding present.
+        band_scale: band radius relative to the smallest heart-safe one.
+        band_depth: attenuation at a band centre.
+        band_width: band half-width in radians of off-resonance phase.
     """
 
     vendor: str
@@ -58,6 +67,13 @@ class Acquisition:
     intensity_max: float
     in_plane_angle: float
     breath_hold: np.ndarray
+    breath_hold_sd: float = 0.0
+    wrap: bool = False
+    wrap_pad: float = 0.0
+    banding: bool = False
+    band_scale: float = 1.0
+    band_depth: float = 0.0
+    band_width: float = 0.3
 
     def as_dict(self) -> dict:
         """JSON-friendly dictionary of the parameters."""
@@ -101,10 +117,15 @@ def sample_acquisition(rng: np.random.Generator, vendor: VendorProfile, size: Si
     if rng.random() < vendor.bias_normalised_probability:
         bias = 1.0 + (bias - 1.0) * rng.uniform(0.2, 0.4)
     slices = int(rng.integers(size.slices[0], size.slices[1] + 1))
-    breath_hold = np.concatenate(
-        [np.clip(rng.normal(0.0, 1.5, (MAX_SLICES, 2)), -4.0, 4.0), rng.uniform(-2.0, 2.0, (MAX_SLICES, 1))],
-        axis=1,
-    )
+    breath_hold, breath_hold_sd = sample_breath_hold(rng, vendor.breath_hold_sd,
+                                                     vendor.poor_breath_hold_probability, MAX_SLICES)
+    # Artefact parameters are always drawn (so switching an artefact off leaves every other draw
+    # unchanged) and zeroed when the artefact is absent.
+    wrap = bool(rng.random() < vendor.wrap_probability)
+    wrap_pad = _uniform(rng, (25.0, 70.0))
+    band_probability = vendor.banding_probability_3t if field == 3.0 else vendor.banding_probability_1p5t
+    banding = bool(rng.random() < band_probability)
+    band = (_uniform(rng, (1.0, 1.5)), _uniform(rng, (0.6, 0.95)), _uniform(rng, (0.2, 0.4)))
     return Acquisition(
         vendor=vendor.code,
         scanner=str(rng.choice(vendor.scanners)),
@@ -127,4 +148,11 @@ def sample_acquisition(rng: np.random.Generator, vendor: VendorProfile, size: Si
         intensity_max=_uniform(rng, (0.8 * vendor.intensity_max[0], vendor.intensity_max[1])),
         in_plane_angle=float(rng.uniform(-np.pi / 6, np.pi / 6)),
         breath_hold=breath_hold,
+        breath_hold_sd=breath_hold_sd,
+        wrap=wrap,
+        wrap_pad=wrap_pad if wrap else 0.0,
+        banding=banding,
+        band_scale=band[0] if banding else 1.0,
+        band_depth=band[1] if banding else 0.0,
+        band_width=band[2] if banding else 0.3,
     )

@@ -47,12 +47,16 @@ class PlaneStack:
         aff[:3, 3] = self.origin
         return aff
 
-    def slice_points(self, index: int, subslices: int, shift: np.ndarray | None = None) -> np.ndarray:
+    def slice_points(self, index: int, subslices: int, shift: np.ndarray | None = None,
+                     jitter: bool = False) -> np.ndarray:
         """World points (nx, ny, subslices, 3) sampling slice ``index`` across its thickness.
 
         Sub-slices are evenly spread over the slice thickness (the middle one at the slice centre).
         ``shift`` moves the *scene*: points are returned at ``p - shift`` so that the anatomy
-        appears displaced by ``+shift`` (per-slice breath-hold offsets).
+        appears displaced by ``+shift`` (per-slice breath-hold offsets). With ``jitter`` the
+        non-central sub-slices are also offset in plane by 0.35 pixel in a rotated pattern, so that
+        averaging them gives in-plane partial volume too (no staircase edges); the central
+        sub-slice stays on the pixel centre (labels are taken there).
         """
         nx, ny, _ = self.shape
         i = np.arange(nx, dtype=float)[:, None, None, None]
@@ -62,6 +66,14 @@ class PlaneStack:
         else:
             offsets = np.zeros(1)
         k = offsets[None, None, :, None]
+        di = np.zeros(len(offsets))
+        dj = np.zeros(len(offsets))
+        if jitter and subslices > 1:
+            others = [m for m in range(subslices) if m != subslices // 2]
+            angles = 0.46 + 2 * np.pi * np.arange(len(others)) / len(others)
+            di[others], dj[others] = 0.35 * np.cos(angles), 0.35 * np.sin(angles)
+        i = i + di[None, None, :, None]
+        j = j + dj[None, None, :, None]
         base = self.origin + index * self.spacing[2] * self.normal
         pts = base + i * self.spacing[0] * self.u + j * self.spacing[1] * self.v + k * self.normal
         if shift is not None:
@@ -72,6 +84,13 @@ class PlaneStack:
         """In-plane (i, j) pixel coordinates of a world point projected onto slice ``index``."""
         rel = point - (self.origin + index * self.spacing[2] * self.normal)
         return np.array([rel @ self.u / self.spacing[0], rel @ self.v / self.spacing[1]])
+
+
+def extend_phase(stack: PlaneStack, pad: int) -> PlaneStack:
+    """The same stack with ``pad`` extra rows on both sides of the second (phase) axis."""
+    nx, ny, nz = stack.shape
+    origin = stack.origin - pad * stack.spacing[1] * stack.v
+    return PlaneStack(origin, stack.u, stack.v, stack.normal, stack.spacing, (nx, ny + 2 * pad, nz), stack.thickness)
 
 
 def make_stack(centre: np.ndarray, u: np.ndarray, normal: np.ndarray, pixel: float, shape: tuple[int, int, int],

@@ -12,8 +12,14 @@ epicardial apex. Every slab of constant ``zeta`` is a material slab:
   (``r_epi^2 - r_endo^2`` scales by ``L_ED / L(t)``), so the myocardial volume is constant and the
   wall thickens in systole without any further rule;
 * the RV is a crescent on the septal side between ``r_in`` (the LV epicardium) and
-  ``r_in + H(t) h0(zeta, phi)``; ``H(t)`` is solved per frame from a quadratic so that the RV volume
-  follows its own curve exactly.
+  ``r_in + H(t) h0(zeta, phi, f(t))``: ``h0`` is 0 at the two septal insertion points (the horns)
+  and thickest near the free-wall mid-angle, ``(1 - v^2)^p`` across the span with a per-horn
+  exponent ``p`` (fuller at the base); ``f(t)`` is the RV systolic fraction, by which the RV's
+  apical end retracts (longitudinal shortening) and dyskinetic bulges grow. ``H(t)`` is solved per
+  frame from a quadratic so that the RV volume follows its own curve exactly; the horns stay on
+  the LV epicardium, so systole moves the free wall inwards most at mid-angle (bellows);
+* an ischaemic sector keeps a fixed fraction of its ED cavity area (akinesia) while the remote
+  cavity area factor is solved (linear) so that the cavity volume stays exact.
 
 Labels (M&Ms convention): 1 LV blood pool including papillary muscles and trabeculae, 2 LV
 myocardium, 3 RV blood pool (the RV free wall is not labelled). Atria, aortic root, pulmonary trunk
@@ -22,7 +28,7 @@ and pericardial fat are unlabelled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -34,6 +40,8 @@ from .tissues import Tissue
 LABEL_BACKGROUND, LABEL_LV, LABEL_MYO, LABEL_RV = 0, 1, 2, 3
 
 _ZETA_RV_PEAK = 0.1  # the RV cross-section is largest just below the base plane
+_RV_WALL_OVERHANG = 0.12  # the free wall runs this fraction of the half span past each horn
+_FLATTENING_SHARPNESS = 30.0  # soft-min exponent joining the flat septum to the LV section
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,9 @@ class FrameState:
         wall_scale: ``L_ED / L(t)``, myocardial area factor relative to ED.
         rv_height: ``H(t)``, RV crescent thickness scale (mm).
         deformation: 0 at ED, 1 at ES (drives twist and atrial size).
+        rv_deformation: RV systolic fraction, 0 at RV end-diastole, 1 at RV end-systole.
+        infarct_scale: cavity area factor inside an ischaemic sector (``cavity_scale`` is then the
+            remote one).
     """
 
     length: float
@@ -53,6 +64,8 @@ class FrameState:
     wall_scale: float
     rv_height: float
     deformation: float
+    rv_deformation: float = 0.0
+    infarct_scale: float = 1.0
 
 
 class HeartModel:
@@ -85,17 +98,24 @@ class HeartModel:
         self._table_epi = self._profile(self._table_zeta, 1.0)
         self._grid_zeta = (np.arange(240) + 0.5) / 240 * (1.0 - shape.rv_top) + shape.rv_top
         self._grid_phi = np.linspace(-np.pi, np.pi, 256, endpoint=False)
-        self.lv_edv_mm3, _, _ = self._integrate(self._state_without_rv(0.0))
+        self._rv_grids: dict[float, np.ndarray] = {}
+        self.lv_edv_mm3, _, _ = self._integrate(self._state_without_rv(0.0), self._rv_grid(0.0))
         rv_peak = shape.rv_edv_ratio * self.lv_edv_mm3
         self.states: list[FrameState] = []
+        self._volumes: list[tuple[float, float, float]] = []
+        max_rv = 0.0
         for frame in range(cycle.frames):
             deformation = float(cycle.deformation(frame))
             base = self._state_without_rv(deformation, float(cycle.lv_volume_fraction(frame, shape.lv_ef)))
+            base = replace(base, rv_deformation=float(cycle.rv_deformation(frame)))
+            h0 = self._rv_grid(base.rv_deformation)
             target = rv_peak * float(cycle.rv_volume_fraction(frame, shape.rv_ef))
-            self.states.append(_with_rv_height(base, self._solve_rv_height(base, target)))
-        self._volumes = [self._integrate(state) for state in self.states]
+            state = replace(base, rv_height=self._solve_rv_height(base, h0, target))
+            self.states.append(state)
+            self._volumes.append(self._integrate(state, h0))
+            max_rv = max(max_rv, state.rv_height * float(h0.max()))
+        self._rv_grids.clear()
         max_wall_scale = max(st.wall_scale for st in self.states)
-        max_rv = max(st.rv_height for st in self.states)
         epi_max = (shape.endo_radius * self._table_section.max() + self._table_wall.max()) * np.sqrt(max_wall_scale)
         self._max_radius = float(epi_max + max_rv + shape.rv_wall + 3.0 * shape.pericardial_fat + 2.0)
         self._extent = float(max(self._max_radius, 2.3 * shape.endo_radius + 40.0) + 12.0)
@@ -109,7 +129,15 @@ class HeartModel:
         angle = phi - s.ellipse_angle
         ellipse = 1.0 / np.sqrt((np.cos(angle) / a) ** 2 + (np.sin(angle) / b) ** 2)
         wobble = 1.0 + sum(amp * np.cos(order * phi + ph) for order, amp, ph in s.harmonics)
-        return ellipse * wobble
+        radius = ellipse * wobble
+        if s.septal_flattening > 0.0:
+            # Septal flattening (RV pressure / volume overload): the section is cut by a chord
+            # perpendicular to the RV direction, (1 - flattening) of the septal radius from the axis.
+            septal = float(np.interp(0.0, phi, radius)) if phi.size > 1 else float(radius)
+            chord = (1.0 - s.septal_flattening) * septal / np.clip(np.cos(phi), 1e-3, None)
+            n = _FLATTENING_SHARPNESS
+            radius = (radius**-n + chord**-n) ** (-1.0 / n)
+        return radius
 
     def section(self, phi: np.ndarray) -> np.ndarray:
         """Cross-section shape factor (RMS 1, so it preserves the area of a circle)."""
@@ -127,74 +155,142 @@ class HeartModel:
         x = np.clip((zeta - self.zeta_equator) / (end - self.zeta_equator), 0.0, 1.0)
         return (1.0 - x**p) ** (1.0 / p)
 
-    def radii_ed(self, zeta: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Endocardial and epicardial radii at ED (mm)."""
+    def infarct_mask(self, zeta: np.ndarray, phi: np.ndarray) -> np.ndarray | None:
+        """Ischaemic sector weight (0-1, smooth edges) by level and angle; None without one."""
+        if self.shape.infarct is None:
+            return None
+        angle, half_width, start = self.shape.infarct[:3]
+        across = _smoothstep((half_width - np.abs(wrap(phi - angle))) / 0.25 + 0.5)
+        along = _smoothstep((zeta - start) / 0.1 + 0.5)
+        return across * along
+
+    def _radii_ed_mask(self, zeta: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         section = self.shape.endo_radius * self.section(phi)
         span = 1.0 - self.zeta_equator
         endo = section * lookup(self._table_endo, self.zeta_equator, span, zeta)
-        epi = (section + self.wall(phi)) * lookup(self._table_epi, self.zeta_equator, span, zeta)
+        wall = self.wall(phi)
+        mask = self.infarct_mask(zeta, phi)
+        if mask is not None:
+            wall = wall * (1.0 - self.shape.infarct[3] * mask)  # scar thinning
+        epi = (section + wall) * lookup(self._table_epi, self.zeta_equator, span, zeta)
+        return endo, epi, mask
+
+    def radii_ed(self, zeta: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Endocardial and epicardial radii at ED (mm)."""
+        endo, epi, _ = self._radii_ed_mask(zeta, phi)
         return endo, epi
 
     def radii(self, zeta: np.ndarray, phi: np.ndarray, state: FrameState) -> tuple[np.ndarray, np.ndarray]:
         """Endocardial and epicardial radii at a frame (exact cavity and myocardial volumes)."""
-        endo_ed, epi_ed = self.radii_ed(zeta, phi)
-        endo = np.sqrt(state.cavity_scale) * endo_ed
+        endo_ed, epi_ed, mask = self._radii_ed_mask(zeta, phi)
+        scale = state.cavity_scale
+        if mask is not None:
+            scale = scale + (state.infarct_scale - scale) * mask
+        endo = np.sqrt(scale) * endo_ed
         epi = np.sqrt(endo**2 + state.wall_scale * (epi_ed**2 - endo_ed**2))
         return endo, epi
 
-    def rv_profile(self, zeta: np.ndarray, phi: np.ndarray) -> np.ndarray:
-        """Unscaled RV crescent thickness ``h0``: fullest and widest at the base, 0 at ``rv_end``."""
+    def rv_profile(self, zeta: np.ndarray, phi: np.ndarray, fraction: float = 0.0) -> np.ndarray:
+        """Unscaled RV cavity thickness ``h0`` at RV systolic fraction ``fraction`` (0 at RV ED)."""
+        return self.rv_fields(zeta, phi, fraction)[0]
+
+    def rv_fields(self, zeta: np.ndarray, phi: np.ndarray, fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """RV cavity thickness ``h0`` and free-wall factor (0-1) by level and angle.
+
+        Across the span the cavity is ``(1 - v^2)^p``: ``v`` runs from -1 to 1 between the two
+        septal insertion points, with 0 (the thickest point) shifted by ``rv_skew``; ``p`` is
+        ``rv_fullness`` times the horn's ``rv_taper`` factor, times 0.9 at the base (fuller,
+        more triangular) rising to 1.4 at the RV's apical end. The span narrows from 1.25 to 0.85
+        times ``rv_half_span`` towards the apex. Along the axis the section is largest at zeta 0.1,
+        closing at the outflow top and tapering (``1 - x^1.3``) to ``rv_end`` (retracting by ``rv_retract`` at RV ES).
+        Aneurysmal bulges multiply the cavity locally and grow by 60% at RV ES (dyskinesia). The
+        free wall covers the span and runs on past each horn, thinning to 0, onto the LV epicardium.
+        """
         s = self.shape
-        top, end, peak = s.rv_top, s.rv_end, _ZETA_RV_PEAK
-        out = np.zeros(np.broadcast(zeta, phi).shape)
-        zeta, phi = np.broadcast_arrays(zeta, phi)
-        rel = np.clip(zeta / end, 0.0, 1.0)
-        half_span = s.rv_half_span * (1.25 - 0.4 * rel)
-        u = np.abs(wrap(phi - s.rv_centre_angle)) / half_span
-        inside = np.flatnonzero((zeta >= top) & (zeta <= end) & (u < 1.0))
-        z, u, rel = zeta.reshape(-1)[inside], u.reshape(-1)[inside], rel.reshape(-1)[inside]
+        zeta, phi = np.broadcast_arrays(np.asarray(zeta, dtype=float), np.asarray(phi, dtype=float))
+        out_shape = zeta.shape
+        zeta, phi = zeta.reshape(-1), phi.reshape(-1)
+        h0 = np.zeros(zeta.shape)
+        wall = np.zeros(zeta.shape)
+        top, peak = s.rv_top, _ZETA_RV_PEAK
+        end = s.rv_end - s.rv_retract * fraction
+        idx = np.flatnonzero((zeta >= top) & (zeta <= end))
+        z = zeta[idx]
+        rel = np.clip(z / end, 0.0, 1.0)
+        u = wrap(phi[idx] - s.rv_centre_angle) / (s.rv_half_span * (1.25 - 0.4 * rel))
+        k = s.rv_skew
+        positive = u >= k
+        v = np.where(positive, (u - k) / (1.0 - k), (u - k) / (1.0 + k))
+        keep = np.abs(v) < 1.0 + _RV_WALL_OVERHANG
+        idx, z, rel, v, positive = idx[keep], z[keep], rel[keep], v[keep], positive[keep]
+        wall[idx] = np.clip((1.0 + _RV_WALL_OVERHANG - np.abs(v)) / (2.0 * _RV_WALL_OVERHANG), 0.0, 1.0)
+        cav = np.abs(v) < 1.0
+        idx, z, rel, v, positive = idx[cav], z[cav], rel[cav], v[cav], positive[cav]
         below = np.clip((z - peak) / (end - peak), 0.0, 1.0)
         above = np.clip((peak - z) / (peak - top), 0.0, 1.0)
-        along = np.where(z >= peak, np.sqrt(1.0 - below**2), (1.0 - above**4) ** 0.25)
-        window = (1.0 - u**2) ** (s.rv_fullness * (0.6 + 0.8 * rel))
-        out.reshape(-1)[inside] = along * window
-        return out
+        along = np.where(z >= peak, 1.0 - below**1.3, (1.0 - above**4) ** 0.25)
+        exponent = s.rv_fullness * np.where(positive, s.rv_taper[1], s.rv_taper[0]) * (0.9 + 0.5 * rel)
+        window = (1.0 - v**2) ** exponent
+        for centre, level, amplitude, width, height in s.rv_bulges:
+            bump = np.exp(-(((v - centre) / width) ** 2) - ((z - level) / height) ** 2)
+            window = window * (1.0 + amplitude * (1.0 + 0.6 * fraction) * bump)
+        h0[idx] = along * window
+        return h0.reshape(out_shape), wall.reshape(out_shape)
 
     # ----------------------------------------------------------------------------------------
     # Frame states and volumes
     def _state_without_rv(self, deformation: float, volume_fraction: float = 1.0) -> FrameState:
         length = self.shape.lv_length - self.shape.base_descent * deformation
         wall_scale = self.shape.lv_length / length
-        return FrameState(length, volume_fraction * wall_scale, wall_scale, 0.0, deformation)
+        scale = volume_fraction * wall_scale
+        if self.shape.infarct is None:
+            return FrameState(length, scale, wall_scale, 0.0, deformation)
+        # The ischaemic sector keeps `residual` of the normal area change; the remote factor is
+        # solved so that the cavity volume is unchanged: k_r (A - A_m) + k_i A_m = k A.
+        endo_ed, _, _, inside, _, mask = self._quadrature()
+        area = float(np.sum(endo_ed**2 * inside))
+        area_scar = float(np.sum(endo_ed**2 * inside * mask))
+        infarct_scale = 1.0 - self.shape.infarct[4] * (1.0 - scale)
+        remote = (scale * area - infarct_scale * area_scar) / (area - area_scar)
+        return FrameState(length, remote, wall_scale, 0.0, deformation, infarct_scale=infarct_scale)
 
-    def _quadrature(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
-        """ED radii, RV profile, base-plane mask and cell size on the (zeta, phi) quadrature grid.
+    def _quadrature(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, np.ndarray]:
+        """ED radii, grid levels, base-plane mask, cell size and ischaemic weight on the (zeta, phi) grid.
 
         Frame-independent (twist rotates contours without changing areas), so computed once.
         """
         if not hasattr(self, "_quad"):
             zeta, phi = np.meshgrid(self._grid_zeta, self._grid_phi, indexing="ij")
-            endo_ed, epi_ed = self.radii_ed(np.clip(zeta, 0.0, 1.0), phi)
+            endo_ed, epi_ed, mask = self._radii_ed_mask(np.clip(zeta, 0.0, 1.0), phi)
             cell = (self._grid_zeta[1] - self._grid_zeta[0]) * (self._grid_phi[1] - self._grid_phi[0])
-            self._quad = (endo_ed, epi_ed, self.rv_profile(zeta, phi), zeta >= 0.0, cell)
+            mask = np.zeros_like(endo_ed) if mask is None else mask
+            self._quad = (endo_ed, epi_ed, zeta, zeta >= 0.0, cell, mask)
         return self._quad
 
-    def _frame_radii(self, state: FrameState) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
-        endo_ed, epi_ed, h0, inside, cell = self._quadrature()
-        endo = np.sqrt(state.cavity_scale) * endo_ed
-        epi = np.sqrt(endo**2 + state.wall_scale * (epi_ed**2 - endo_ed**2))
-        return endo, epi, h0, inside, cell
+    def _rv_grid(self, fraction: float) -> np.ndarray:
+        """``h0`` on the quadrature grid at an RV systolic fraction (cached while states are built)."""
+        if fraction not in self._rv_grids:
+            zeta, phi = np.meshgrid(self._grid_zeta, self._grid_phi, indexing="ij")
+            self._rv_grids[fraction] = self.rv_profile(zeta, phi, fraction)
+        return self._rv_grids[fraction]
 
-    def _solve_rv_height(self, state: FrameState, target_mm3: float) -> float:
+    def _frame_radii(self, state: FrameState) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        endo_ed, epi_ed, _, inside, cell, mask = self._quadrature()
+        scale = state.cavity_scale + (state.infarct_scale - state.cavity_scale) * mask
+        endo = np.sqrt(scale) * endo_ed
+        epi = np.sqrt(endo**2 + state.wall_scale * (epi_ed**2 - endo_ed**2))
+        return endo, epi, inside, cell
+
+    def _solve_rv_height(self, state: FrameState, h0: np.ndarray, target_mm3: float) -> float:
         """RV crescent height giving ``target_mm3``: the volume is a1 H + a2 H^2 (exact quadratic)."""
-        _, r_in, h0, _, cell = self._frame_radii(state)
+        _, r_in, _, cell = self._frame_radii(state)
         a1 = float(np.sum(r_in * h0)) * cell * state.length
         a2 = float(np.sum(0.5 * h0**2)) * cell * state.length
         return (-a1 + np.sqrt(a1 * a1 + 4.0 * a2 * target_mm3)) / (2.0 * a2)
 
-    def _integrate(self, state: FrameState) -> tuple[float, float, float]:
+    def _integrate(self, state: FrameState, h0: np.ndarray) -> tuple[float, float, float]:
         """LV cavity, LV myocardium and RV cavity volumes (mm^3) by quadrature in (zeta, phi)."""
-        endo, epi, h0, inside, cell = self._frame_radii(state)
+        endo, epi, inside, cell = self._frame_radii(state)
         lv = float(np.sum(0.5 * endo**2 * inside)) * cell * state.length
         myo = float(np.sum(0.5 * (epi**2 - endo**2) * inside)) * cell * state.length
         h = state.rv_height * h0
@@ -263,17 +359,18 @@ class HeartModel:
         zc = np.clip(zeta, 0.0, 1.0)
         phi = wrap(phi_all[idx] - self.twist(zc, state))
         endo, epi = self.radii(zc, phi, state)
-        h = state.rv_height * self.rv_profile(zeta, phi)
-        rv_exists = h > 0.0
-        outer = np.where(rv_exists, epi + h + sh.rv_wall, epi)
+        h0, wall_factor = self.rv_fields(zeta, phi, state.rv_deformation)
+        h = state.rv_height * h0
+        free_wall = sh.rv_wall * wall_factor
+        outer = epi + h + free_wall
         # Pericardial fat: a bright rim, thickest in the atrioventricular groove (zeta ~ 0).
         fat = sh.pericardial_fat * (1.0 + 2.0 * np.exp(-((zeta / 0.12) ** 2)))
         fat = fat * (0.6 + 0.4 * np.cos(5 * phi + 3 * zeta))
         local_tissue = np.full(idx.shape, Tissue.NONE, dtype=np.uint8)
         local_label = np.zeros(idx.shape, dtype=np.uint8)
         local_tissue[(rho < outer + fat) & (rho >= outer)] = Tissue.FAT
-        local_tissue[rv_exists & (rho >= epi + h) & (rho < outer)] = Tissue.MYOCARDIUM
-        rv = rv_exists & (rho >= epi) & (rho < epi + h)
+        local_tissue[(free_wall > 0.0) & (rho >= epi + h) & (rho < outer)] = Tissue.MYOCARDIUM
+        rv = (h > 0.0) & (rho >= epi) & (rho < epi + h)
         local_tissue[rv] = Tissue.BLOOD
         local_label[rv] = LABEL_RV
         in_lv = (zeta >= 0.0) & (zeta <= 1.0)
@@ -293,7 +390,7 @@ class HeartModel:
         out = np.full(zeta.shape, Tissue.BLOOD, dtype=np.uint8)
         depth = sh.trabecular_depth * np.sqrt(state.cavity_scale)
         pattern = np.cos(9 * phi + 2.5 * np.sin(11 * zeta)) + 0.6 * np.cos(14 * phi - 7 * zeta + 1.3)
-        out[(rho > endo - depth) & (pattern > 0.2) & (zeta > 0.15)] = Tissue.TRABECULAR
+        out[(rho > endo - depth) & (pattern > sh.trabecular_threshold) & (zeta > sh.trabecular_start)] = Tissue.TRABECULAR
         for angle, radius, z0, z1, inset in sh.papillary:
             along = np.clip((zeta - z0) / (z1 - z0), 0.0, 1.0)
             a = radius * np.sqrt(state.wall_scale) * np.sqrt(np.sin(np.pi * along))
@@ -325,7 +422,7 @@ class HeartModel:
         local = np.full(idx.shape, Tissue.NONE, dtype=np.uint8)
         for centre, axes in (
             (la, np.array([30.0, 24.0, 22.0]) * sh.atrium_scale * grow),
-            (ra, np.array([24.0, 22.0, 26.0]) * sh.atrium_scale * grow),
+            (ra, np.array([24.0, 22.0, 26.0]) * sh.atrium_scale * sh.ra_scale * grow),
         ):
             local[in_ellipsoid(points, centre, (right, posterior, n), axes)] = Tissue.BLOOD
         wall = 2.0
@@ -349,5 +446,6 @@ class HeartModel:
         return self._extent
 
 
-def _with_rv_height(state: FrameState, height: float) -> FrameState:
-    return FrameState(state.length, state.cavity_scale, state.wall_scale, float(height), state.deformation)
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)

@@ -86,6 +86,10 @@ class CardiacCycle:
         """RV volume relative to its volume at ED: same shape, delayed by ``rv_delay``."""
         return 1.0 - ef * self.filling(self.phase(frame) - self.rv_delay)
 
+    def rv_deformation(self, frame: int | np.ndarray) -> np.ndarray:
+        """RV systolic fraction (0 at RV end-diastole, 1 at RV end-systole), delayed by ``rv_delay``."""
+        return self.filling(self.phase(frame) - self.rv_delay)
+
     def deformation(self, frame: int | np.ndarray) -> np.ndarray:
         """Systolic deformation fraction (0 at ED, 1 at ES) driving descent, twist and atria."""
         return self.filling(self.phase(frame))

@@ -46,7 +46,11 @@ class OrientationConvention:
 class VendorProfile:
     """Acquisition and storage parameters of one synthetic vendor / centre family.
 
-    Ranges are ``(low, high)`` and sampled uniformly per subject.
+    Ranges are ``(low, high)`` and sampled uniformly per subject. ``breath_hold_sd`` is the range
+    of the per-subject SD (mm) of the superior-inferior breath-hold offset between slices (times
+    1.8-2.5 with ``poor_breath_hold_probability``); ``wrap_probability`` is the chance that phase
+    oversampling is off (tissue beyond the phase field of view folds in); banding probabilities
+    are per field strength.
     """
 
     code: str
@@ -75,24 +79,30 @@ class VendorProfile:
     scl_slope: float | None
     label_dtype: str
     orientation: OrientationConvention
+    breath_hold_sd: Range = (1.0, 3.0)
+    poor_breath_hold_probability: float = 0.1
+    wrap_probability: float = 0.15
+    banding_probability_1p5t: float = 0.08
+    banding_probability_3t: float = 0.3
 
 
 VENDOR_PROFILES: dict[str, VendorProfile] = {
     "A": VendorProfile(
         code="A", vendor_name="Siemens", mnms2_vendor="SIEMENS",
         scanners=("Avanto", "Aera", "Skyra"), centres=(1, 6), field_3t_probability=0.15,
-        pixel_spacing=(1.20, 1.45), matrix=(208, 256), non_square_probability=0.2,
+        pixel_spacing=(1.20, 1.45), matrix=(192, 232), non_square_probability=0.2,
         slice_thickness=(8.0, 10.0), slice_gap=(0.0, 2.0), frames=(22, 30),
         flip_angle_1p5t=(55.0, 70.0), flip_angle_3t=(40.0, 50.0),
         snr_myocardium=(20.0, 35.0), bias_ratio=(1.3, 1.8), bias_normalised_probability=0.5,
         kspace_fraction_phase=(0.75, 0.9), kspace_fraction_read=(0.9, 1.0), kspace_filter=(0.2, 0.4),
         gamma=(0.9, 1.1), intensity_max=(400.0, 900.0), dtype="int16", scl_slope=None,
         label_dtype="uint8", orientation=OrientationConvention(),
+        breath_hold_sd=(0.8, 2.0), wrap_probability=0.10,
     ),
     "B": VendorProfile(
         code="B", vendor_name="Philips", mnms2_vendor="Philips Medical Systems",
         scanners=("Achieva", "Ingenia"), centres=(2, 3), field_3t_probability=0.3,
-        pixel_spacing=(1.10, 1.35), matrix=(240, 256), non_square_probability=0.0,
+        pixel_spacing=(1.10, 1.30), matrix=(208, 248), non_square_probability=0.0,
         slice_thickness=(8.0, 10.0), slice_gap=(0.0, 2.0), frames=(28, 35),
         flip_angle_1p5t=(55.0, 65.0), flip_angle_3t=(40.0, 45.0),
         snr_myocardium=(15.0, 30.0), bias_ratio=(1.6, 2.4), bias_normalised_probability=0.2,
@@ -100,23 +110,25 @@ VENDOR_PROFILES: dict[str, VendorProfile] = {
         gamma=(0.85, 1.0), intensity_max=(2000.0, 4095.0), dtype="uint16", scl_slope=None,
         label_dtype="uint8",
         orientation=OrientationConvention(apex_first=True, flip_y=True),
+        breath_hold_sd=(1.0, 2.5), wrap_probability=0.15,
     ),
     "C": VendorProfile(
         code="C", vendor_name="GE", mnms2_vendor="GE MEDICAL SYSTEMS",
         scanners=("Signa Explorer", "Signa HDxt"), centres=(4,), field_3t_probability=0.2,
-        pixel_spacing=(1.35, 1.60), matrix=(192, 256), non_square_probability=0.3,
+        pixel_spacing=(1.35, 1.55), matrix=(192, 208), non_square_probability=0.3,
         slice_thickness=(7.0, 9.0), slice_gap=(1.0, 3.0), frames=(20, 25),
-        flip_angle_1p5t=(45.0, 55.0), flip_angle_3t=(35.0, 45.0),
+        flip_angle_1p5t=(45.0, 55.0), flip_angle_3t=(40.0, 50.0),
         snr_myocardium=(12.0, 25.0), bias_ratio=(1.2, 1.6), bias_normalised_probability=0.7,
         kspace_fraction_phase=(0.85, 1.0), kspace_fraction_read=(0.95, 1.0), kspace_filter=(0.0, 0.1),
         gamma=(1.0, 1.2), intensity_max=(250.0, 350.0), dtype="float32", scl_slope=None,
         label_dtype="float32",
         orientation=OrientationConvention(flip_x=True, flip_y=True, sform=False),
+        breath_hold_sd=(1.2, 3.0), wrap_probability=0.20,
     ),
     "D": VendorProfile(
         code="D", vendor_name="Canon", mnms2_vendor="CANON",
         scanners=("Vantage Orian",), centres=(5,), field_3t_probability=0.0,
-        pixel_spacing=(1.30, 1.70), matrix=(208, 256), non_square_probability=0.6,
+        pixel_spacing=(1.30, 1.55), matrix=(192, 208), non_square_probability=0.6,
         slice_thickness=(9.0, 10.0), slice_gap=(0.0, 1.0), frames=(20, 25),
         flip_angle_1p5t=(55.0, 65.0), flip_angle_3t=(40.0, 45.0),
         snr_myocardium=(15.0, 25.0), bias_ratio=(1.5, 2.0), bias_normalised_probability=0.3,
@@ -124,18 +136,20 @@ VENDOR_PROFILES: dict[str, VendorProfile] = {
         gamma=(1.1, 1.3), intensity_max=(1000.0, 2000.0), dtype="int16", scl_slope=0.5,
         label_dtype="int16",
         orientation=OrientationConvention(apex_first=True, transpose=True),
+        breath_hold_sd=(1.0, 2.5), wrap_probability=0.25,
     ),
     "E": VendorProfile(
         code="E", vendor_name="Unseen", mnms2_vendor="UNSEEN",
         scanners=("Research 3T",), centres=(7,), field_3t_probability=1.0,
         pixel_spacing=(0.95, 1.10), matrix=(256, 256), non_square_probability=0.0,
         slice_thickness=(6.0, 6.0), slice_gap=(3.0, 4.0), frames=(30, 35),
-        flip_angle_1p5t=(50.0, 60.0), flip_angle_3t=(35.0, 45.0),
+        flip_angle_1p5t=(50.0, 60.0), flip_angle_3t=(40.0, 50.0),
         snr_myocardium=(25.0, 40.0), bias_ratio=(2.0, 2.5), bias_normalised_probability=0.0,
         kspace_fraction_phase=(0.55, 0.65), kspace_fraction_read=(0.6, 0.7), kspace_filter=(0.0, 0.2),
         gamma=(0.7, 0.85), intensity_max=(1.0, 1.0), dtype="float32", scl_slope=None,
         label_dtype="uint8",
         orientation=OrientationConvention(flip_x=True, transpose=True),
+        breath_hold_sd=(0.5, 1.5), wrap_probability=0.05, banding_probability_3t=0.4,
     ),
 }
 

@@ -1,5 +1,6 @@
-"""Image formation: tissues -> bSSFP signal with texture -> partial volume -> coil bias ->
-k-space truncation and filtering with complex Gaussian noise -> magnitude (Rician background).
+"""Image formation: tissues -> bSSFP signal with texture -> partial volume -> coil bias and
+off-resonance bands -> wrap-around -> k-space truncation and filtering with complex Gaussian noise
+-> magnitude (Rician background).
 
 The static torso, textures and bias are computed once per slice and reused for every frame; the
 moving heart is evaluated per frame only inside a box around the LV axis.
@@ -12,9 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .acquisition import Acquisition
-from .geometry import PlaneStack
+from .artefacts import OffResonanceBands, fold_phase
+from .geometry import PlaneStack, extend_phase
 from .heart import HeartModel
-from .tissues import CoilBias, SmoothField, Tissue, texture_table
+from .noise import BandNoise
+from .tissues import CoilBias, Tissue, texture_table
 from .torso import TorsoModel
 
 
@@ -25,9 +28,9 @@ class SceneModels:
     heart: HeartModel
     torso: TorsoModel
     signals: np.ndarray  # per tissue code, myocardium = 1
-    texture_fine: SmoothField
-    texture_coarse: SmoothField
+    texture: BandNoise  # unit RMS, world coordinates
     bias: CoilBias
+    bands: OffResonanceBands | None = None
 
 
 def render_series(stack: PlaneStack, scene: SceneModels, acq: Acquisition, shifts: np.ndarray,
@@ -44,8 +47,15 @@ def render_series(stack: PlaneStack, scene: SceneModels, acq: Acquisition, shift
     Returns:
         ``(magnitude, labels)``: float32 (nx, ny, slices, frames) and uint8 of the same shape, with
         labels taken at the slice centre.
+
+    With ``acq.wrap`` the scene is rendered ``acq.wrap_pad`` mm beyond both phase edges and folded
+    back (see :func:`~.artefacts.fold_phase`); with ``scene.bands`` the signal is multiplied by
+    the banding attenuation.
     """
     nx, ny, nz = stack.shape
+    pad = int(round(acq.wrap_pad / stack.spacing[1])) if acq.wrap else 0
+    grid = extend_phase(stack, pad) if pad else stack
+    ny_grid = ny + 2 * pad
     frames = acq.frames
     image = np.zeros((nx, ny, nz, frames), dtype=np.float32)
     labels = np.zeros((nx, ny, nz, frames), dtype=np.uint8)
@@ -53,18 +63,21 @@ def render_series(stack: PlaneStack, scene: SceneModels, acq: Acquisition, shift
     centre_sub = acq.subslices // 2
     reach = scene.heart.extent()
     for k in range(nz):
-        points = stack.slice_points(k, acq.subslices, shifts[k])
+        points = grid.slice_points(k, acq.subslices, shifts[k], jitter=True)
         static = scene.torso.classify(points)
-        # Texture and bias vary over 4-45 mm, so the slice-centre values serve every sub-slice.
+        # Texture and bias vary over 3-50 mm, so the slice-centre values serve every sub-slice.
         centre_points = points[:, :, centre_sub : centre_sub + 1]
-        texture = 0.55 * scene.texture_fine(centre_points) + 0.85 * scene.texture_coarse(centre_points)
+        texture = scene.texture(centre_points)
         bias = scene.bias(centre_points[:, :, 0])
-        box = _heart_box(stack, k, scene.heart, shifts[k], reach)
+        if scene.bands is not None:
+            bias = bias * scene.bands(centre_points[:, :, 0])
+        box = _heart_box(grid, k, scene.heart, shifts[k], reach)
+        slice_labels = np.zeros((nx, ny_grid, frames), dtype=np.uint8)
         if box is not None:
             (i0, i1), (j0, j1) = box
             box_points = points[i0:i1, j0:j1]
             box_coordinates = scene.heart.heart_coordinates(box_points)
-        signal = np.empty((nx, ny, frames), dtype=np.float64)
+        signal = np.empty((nx, ny_grid, frames), dtype=np.float64)
         for t in range(frames):
             tissue = static.copy()
             if box is not None:
@@ -72,9 +85,12 @@ def render_series(stack: PlaneStack, scene: SceneModels, acq: Acquisition, shift
                 sub = tissue[i0:i1, j0:j1]
                 painted = heart_tissue != Tissue.NONE
                 sub[painted] = heart_tissue[painted]
-                labels[i0:i1, j0:j1, k, t] = heart_label[:, :, centre_sub]
+                slice_labels[i0:i1, j0:j1, t] = heart_label[:, :, centre_sub]
             values = scene.signals[tissue] * (1.0 + amp[tissue] * texture)
             signal[:, :, t] = values.mean(axis=2) * bias
+        if pad:
+            signal = fold_phase(signal, slice_labels, pad)
+        labels[:, :, k, :] = slice_labels[:, pad : pad + ny]
         image[:, :, k, :] = acquire(signal, acq, scene.signals[Tissue.MYOCARDIUM], rng)
     return image, labels
 

@@ -19,7 +19,9 @@ from .motion import CardiacCycle, sample_cycle
 from .primitives import rotate
 from .profiles import SIZE_PRESETS, VENDOR_PROFILES, SizePreset
 from .render import SceneModels, quantise, render_series
-from .tissues import CoilBias, SmoothField, Tissue, tissue_signals
+from .artefacts import OffResonanceBands, sample_breath_hold
+from .noise import BandNoise
+from .tissues import CoilBias, Tissue, tissue_signals
 from .torso import TorsoModel
 
 #: Mass density of myocardium used for LV mass (g/mL).
@@ -116,6 +118,38 @@ def _slice_positions(stack: PlaneStack, heart: HeartModel, shifts: np.ndarray) -
     return np.array(out)
 
 
+def prepare_scene(seed: np.random.SeedSequence | int, vendor: str, size: str = "tiny",
+                  pathology: str | None = None) -> tuple:
+    """Sample a subject, its acquisition and scene models and plan the short-axis stack (no rendering).
+
+    Returns:
+        ``(rng, profile, preset, subject, acquisition, cycle, heart, scene, stack)``; ``rng`` is
+        positioned where :func:`synthesise_subject` continues with rendering.
+    """
+    if vendor not in VENDOR_PROFILES:
+        raise ValueError(f"unknown vendor profile {vendor!r}; choose from {sorted(VENDOR_PROFILES)}")
+    if size not in SIZE_PRESETS:
+        raise ValueError(f"unknown size {size!r}; choose from {sorted(SIZE_PRESETS)}")
+    rng = np.random.default_rng(seed)
+    profile, preset = VENDOR_PROFILES[vendor], SIZE_PRESETS[size]
+    subject = sample_subject(rng, pathology)
+    acq = sample_acquisition(rng, profile, preset)
+    cycle = sample_cycle(rng, acq.frames)
+    heart = HeartModel(subject.shape, subject.pose, cycle)
+    tex_rng = np.random.default_rng(subject.texture_seed)
+    scene = SceneModels(
+        heart=heart,
+        torso=TorsoModel(subject.torso, tex_rng, subject.sex),
+        signals=tissue_signals(acq.field, acq.flip_angle, rng),
+        texture=BandNoise(tex_rng, 160, (3.0, 50.0), slope=0.4),
+        bias=CoilBias(rng, (subject.torso.half_width, subject.torso.half_depth), subject.torso.centre,
+                      acq.bias_ratio),
+        bands=_bands(acq, heart, tex_rng),
+    )
+    stack = plan_stack(rng, acq, heart, preset)
+    return rng, profile, preset, subject, acq, cycle, heart, scene, stack
+
+
 def synthesise_subject(
     seed: np.random.SeedSequence | int,
     vendor: str,
@@ -132,27 +166,7 @@ def synthesise_subject(
         pathology: force a pathology (``normal``, ``dilated``, ``hypertrophic``, ``rv_dilated``).
         long_axis_views: long-axis views to render (``4ch``, ``2ch``).
     """
-    if vendor not in VENDOR_PROFILES:
-        raise ValueError(f"unknown vendor profile {vendor!r}; choose from {sorted(VENDOR_PROFILES)}")
-    if size not in SIZE_PRESETS:
-        raise ValueError(f"unknown size {size!r}; choose from {sorted(SIZE_PRESETS)}")
-    rng = np.random.default_rng(seed)
-    profile, preset = VENDOR_PROFILES[vendor], SIZE_PRESETS[size]
-    subject = sample_subject(rng, pathology)
-    acq = sample_acquisition(rng, profile, preset)
-    cycle = sample_cycle(rng, acq.frames)
-    heart = HeartModel(subject.shape, subject.pose, cycle)
-    tex_rng = np.random.default_rng(subject.texture_seed)
-    scene = SceneModels(
-        heart=heart,
-        torso=TorsoModel(subject.torso, tex_rng),
-        signals=tissue_signals(acq.field, acq.flip_angle, rng),
-        texture_fine=SmoothField(tex_rng, 12, (4.0, 12.0)),
-        texture_coarse=SmoothField(tex_rng, 8, (15.0, 45.0)),
-        bias=CoilBias(rng, (subject.torso.half_width, subject.torso.half_depth), subject.torso.centre,
-                      acq.bias_ratio),
-    )
-    stack = plan_stack(rng, acq, heart, preset)
+    rng, profile, preset, subject, acq, cycle, heart, scene, stack = prepare_scene(seed, vendor, size, pathology)
     magnitude, labels = render_series(stack, scene, acq, acq.breath_hold, rng)
     stored, reference = quantise(magnitude, acq, profile.dtype, profile.scl_slope)
     image, affine = apply_orientation(stored, stack.affine, profile.orientation)
@@ -162,7 +176,7 @@ def synthesise_subject(
     long_axis: dict[str, Series] = {}
     for view in long_axis_views:
         plane = long_axis_stack(heart, acq, view, rng)
-        shift = np.concatenate([np.clip(rng.normal(0.0, 1.5, 2), -4, 4), rng.uniform(-2, 2, 1)])[None]
+        shift, _ = sample_breath_hold(rng, (acq.breath_hold_sd, acq.breath_hold_sd), 0.0, 1)
         mag, lab = render_series(plane, scene, acq, shift, rng)
         la_stored, _ = quantise(mag, acq, profile.dtype, profile.scl_slope, reference)
         la_image, la_affine = apply_orientation(la_stored, plane.affine, profile.orientation)
@@ -175,6 +189,18 @@ def synthesise_subject(
     result = SyntheticSubject(vendor, subject, acq, cycle, short_axis, long_axis)
     result.truth = _truths(heart, cycle, positions, subject, acq, scene.signals)
     return result
+
+
+def heart_label_radius(heart: HeartModel) -> float:
+    """Radius (mm) around the LV axis that holds every heart label (LV, myocardium, RV) in every frame."""
+    return float(getattr(heart, "_max_radius", heart.extent())) + 3.0
+
+
+def _bands(acq: Acquisition, heart: HeartModel, rng: np.random.Generator) -> OffResonanceBands | None:
+    if not acq.banding:
+        return None
+    return OffResonanceBands(rng, heart.pose.apex, heart.axis, heart.shape.lv_length, heart_label_radius(heart),
+                             acq.band_scale, acq.band_depth, acq.band_width)
 
 
 def _truths(heart: HeartModel, cycle: CardiacCycle, positions: np.ndarray, subject: Subject,

@@ -82,7 +82,7 @@ def test_the_report_keeps_each_cells_best_validation_rate(grid_study) -> None:
     report = runner.study.output_dir / "report"
     runs = pd.read_csv(report / "runs.csv")
     assert len(runs) == 12 and runs["kept"].sum() == 6
-    for (method, subset), cell in runs.groupby(["method", "subset"]):
+    for (method, _size), cell in runs.groupby(["method", "subset"]):
         by_hand = {}
         for lr, group in cell.groupby("lr"):
             scores = [pd.read_csv(Path(d) / VALIDATION_RESULTS / "volumes.csv")["dice_mean"].mean()

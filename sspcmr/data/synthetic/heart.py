@@ -390,7 +390,8 @@ class HeartModel:
         out = np.full(zeta.shape, Tissue.BLOOD, dtype=np.uint8)
         depth = sh.trabecular_depth * np.sqrt(state.cavity_scale)
         pattern = np.cos(9 * phi + 2.5 * np.sin(11 * zeta)) + 0.6 * np.cos(14 * phi - 7 * zeta + 1.3)
-        out[(rho > endo - depth) & (pattern > sh.trabecular_threshold) & (zeta > sh.trabecular_start)] = Tissue.TRABECULAR
+        layer = (rho > endo - depth) & (pattern > sh.trabecular_threshold) & (zeta > sh.trabecular_start)
+        out[layer] = Tissue.TRABECULAR
         for angle, radius, z0, z1, inset in sh.papillary:
             along = np.clip((zeta - z0) / (z1 - z0), 0.0, 1.0)
             a = radius * np.sqrt(state.wall_scale) * np.sqrt(np.sin(np.pi * along))

@@ -13,14 +13,14 @@ import numpy as np
 
 from .acquisition import Acquisition, sample_acquisition
 from .anatomy import Subject, sample_subject
+from .artefacts import OffResonanceBands, sample_breath_hold
 from .geometry import PlaneStack, apply_orientation, make_stack
 from .heart import HeartModel
 from .motion import CardiacCycle, sample_cycle
+from .noise import BandNoise
 from .primitives import rotate
 from .profiles import SIZE_PRESETS, VENDOR_PROFILES, SizePreset
 from .render import SceneModels, quantise, render_series
-from .artefacts import OffResonanceBands, sample_breath_hold
-from .noise import BandNoise
 from .tissues import CoilBias, Tissue, tissue_signals
 from .torso import TorsoModel
 

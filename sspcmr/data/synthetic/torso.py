@@ -116,7 +116,7 @@ class TorsoModel:
         self.streaks = BandNoise(rng, 24, (8.0, 40.0), slope=0.5)
         self.edges = BandNoise(rng, 16, (20.0, 80.0), slope=0.5)
         self.glands = BandNoise(rng, 24, (10.0, 40.0), slope=0.3)
-        t, s = torso, self.shape
+        t = torso
         cx, cy = t.centre
         back = float(self.outline(np.array([-np.pi / 2]))[0])
         post_fat = float(self.fat(np.array([-np.pi / 2]))[0])
@@ -143,7 +143,8 @@ class TorsoModel:
         s = self.shape
         if s.breast <= 0.0:
             return np.zeros_like(theta)
-        return s.breast * (_bump(theta, np.pi / 2 - s.breast_angle, 0.7) + _bump(theta, np.pi / 2 + s.breast_angle, 0.7))
+        left, right = np.pi / 2 - s.breast_angle, np.pi / 2 + s.breast_angle
+        return s.breast * (_bump(theta, left, 0.7) + _bump(theta, right, 0.7))
 
     def fat(self, theta: np.ndarray) -> np.ndarray:
         """Subcutaneous fat thickness (mm) along the ray (breast tissue included)."""

@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import ndimage, signal
+from scipy import ndimage
 
 from sspcmr.data.synthetic import synthesise_subject
 from sspcmr.data.synthetic.anatomy import (

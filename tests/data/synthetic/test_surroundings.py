@@ -43,7 +43,8 @@ def _secondary_autocorrelation(values: np.ndarray, min_lag: float) -> float:
 
 
 def test_texture_has_no_periodic_repetition():
-    """The texture as built in ``prepare_scene`` (160 waves); the old 12-wave texture repeats (secondary autocorrelation peaks); the band noise does not."""
+    """The texture as built in ``prepare_scene`` (160 waves); the old 12-wave texture repeats (secondary
+    autocorrelation peaks); the band noise does not."""
     worst_new, worst_old = 0.0, 0.0
     for seed in range(4):
         new = _plane_field(BandNoise(np.random.default_rng(seed), 160, (3.0, 50.0), slope=0.4))
@@ -197,7 +198,8 @@ def test_artefact_probabilities(code):
     n = 1500
     draws = [sample_acquisition(np.random.default_rng(seed), profile, SIZE_PRESETS["small"]) for seed in range(n)]
     wrap = np.mean([acq.wrap for acq in draws])
-    assert abs(wrap - profile.wrap_probability) < 3.5 * np.sqrt(profile.wrap_probability * (1 - profile.wrap_probability) / n) + 1e-9
+    p_wrap = profile.wrap_probability
+    assert abs(wrap - p_wrap) < 3.5 * np.sqrt(p_wrap * (1 - p_wrap) / n) + 1e-9
     for field, p in ((1.5, profile.banding_probability_1p5t), (3.0, profile.banding_probability_3t)):
         banding = [acq.banding for acq in draws if acq.field == field]
         if len(banding) > 100:

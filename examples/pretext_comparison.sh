@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every pretext task on the demo phantom, then scratch vs each pretrained U-Net fine-tuned on the same 2
-# labelled subjects (the `make demo` recipe for each method). Needs the demo data: run `make demo` first.
+# labelled subjects (configs/demo/*.yaml for each method). Needs the demo data: run `make demo-data` first.
 # Usage: bash examples/pretext_comparison.sh [METHOD ...]   (default: all below); results in
 # data/demo/comparison/<method>/ and a side-by-side table at the end. CPU, tiny U-Net (channels 8-64),
 # 64 px at 2.0 mm; each method's pretext metrics are in its TensorBoard log (runs/pretrain-<method>).
@@ -10,8 +10,7 @@ DEMO=${DEMO:-data/demo}
 OUT=$DEMO/comparison
 PRETRAIN_EPOCHS=${PRETRAIN_EPOCHS:-30}
 METHODS=("$@")
-# MIM is `make demo`'s own run (its row is added from data/demo/results); name it to rerun it here.
-[ ${#METHODS[@]} -eq 0 ] && METHODS=(SliceLocation Orientation Multitask Inpainting)
+[ ${#METHODS[@]} -eq 0 ] && METHODS=(MIM SliceLocation Orientation Multitask Inpainting)
 
 declare -A EXTRA=(
   [MIM]="--model.patch_size 16 --data.views mim"
@@ -25,8 +24,11 @@ declare -A TRANSFER=([MIM]=encoder+decoder [SliceLocation]=encoder [Orientation]
 COMMON_DATA="--data.data_dir $DEMO/prepared --data.split $DEMO/split.yaml --data.output_size 64 \
   --data.output_spacing 2.0 --data.scale_convention multiplier --data.num_workers 0"
 
-runs=("scratch=$DEMO/results/scratch")
-[ -f "$DEMO/results/finetune-mim/summary_overall.csv" ] && runs+=("mim-demo=$DEMO/results/finetune-mim")
+scratch=$OUT/runs/scratch/demo/checkpoints/last.ckpt
+[ -f "$scratch" ] || $BIN/sspcmr fit --config configs/demo/scratch.yaml --trainer.logger.init_args.save_dir "$OUT/runs"
+[ -f "$OUT/scratch/summary_overall.csv" ] || $BIN/sspcmr test --config configs/demo/scratch.yaml --ckpt_path "$scratch" \
+  --trainer.logger.init_args.save_dir "$OUT/runs" --model.init_args.results_dir "$OUT/scratch"
+runs=("scratch=$OUT/scratch")
 for method in "${METHODS[@]}"; do
   name=$(echo "$method" | tr '[:upper:]' '[:lower:]')
   ckpt=$OUT/runs/pretrain-$name/demo/checkpoints/last.ckpt

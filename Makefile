@@ -44,8 +44,9 @@ demo: demo-data
 	@cat $(DEMO_STUDY)/report/differences_to_scratch.md
 	@echo "\nHow to read it: each row is MIM's encoder fine-tuned on 1 labelled subject minus the U-Net trained from"
 	@echo "scratch on the same subject (same seed), per test volume; 'better' or 'worse' only when the 95% interval"
-	@echo "excludes 0, 'noise' otherwise. A miniature (3 seeds, 12 test volumes, 8 unlabelled subjects) measures the"
-	@echo "setup, not the method: docs/evidence.md has the full experiment (make study-low-label) with its controls."
+	@echo "excludes 0, 'noise' otherwise; differences within about 0.02 are noise either way (the interval resamples"
+	@echo "test subjects, not training runs). A miniature (3 seeds, 12 test volumes, 8 unlabelled subjects) measures"
+	@echo "the setup, not the method: docs/evidence.md has the full experiment (make study-low-label) and its controls."
 
 # The paper's experiment grid in miniature on the demo phantom (configs/study/smoke.yaml: 19 runs, reports in
 # data/demo/studies/smoke/report). Resumable: run it again after an interruption.

@@ -141,5 +141,8 @@ def difference_table(volumes: pd.DataFrame, resamples: int = 10000) -> Table | N
     caption = ("Paired differences of the mean Dice over LV, MYO and RV to the U-Net trained from scratch: per "
                "test volume and seed, the method's run minus scratch's run of the same seed; mean over all pairs, "
                "95% percentile bootstrap over test subjects (a subject's volumes and seeds resampled together). "
-               "'noise': the interval contains 0.")
+               "'noise': the interval contains 0. The interval covers the sampling of test subjects, not the "
+               "randomness of training: with a few seeds, a control that differs from scratch only in its random "
+               "initialisation can land outside it (about ±0.02 Dice in docs/evidence.md), so differences of "
+               "that size are noise whatever the verdict.")
     return Table("differences_to_scratch", "Difference to scratch", caption, data, text)

@@ -361,8 +361,10 @@ class StudyRunner:
             text = source.read_text()
             atomic_write_bytes(self.study.output_dir / "study.yaml", lambda tmp: tmp.write_text(text))
         tried: set[str] = set()
+        announced: set[str] = set()
         while True:
             waiting = False
+            held: set[str] = set()
             for index, run in enumerate(self.runs):
                 if run.id in tried:
                     continue
@@ -374,6 +376,8 @@ class StudyRunner:
                     continue
                 if before == "running" or (before == "blocked" and self._upstream_active(run)):
                     waiting = True
+                    if before == "running":
+                        held.add(run.id)
                     continue
                 self.echo(f"[{index + 1}/{len(self.runs)}] {run.id}: {run.kind}" +
                           ("" if run.kind == "pretrain" else f" on {run.subset} labelled subjects, seed {run.seed}"))
@@ -385,6 +389,11 @@ class StudyRunner:
                 tried.add(run.id)
             if not waiting:
                 return states
+            if held - announced:  # say once what is waited for (a lock left by a crashed process on another
+                # host keeps its run "running": delete that run's .lock to release it)
+                self.echo(f"waiting for runs held by other processes: {', '.join(sorted(held))} "
+                          f"(locks: {self.study.output_dir / 'runs'}/<id>/.lock)")
+                announced |= held
             time.sleep(poll_seconds)
 
     def _upstream_active(self, run: Run) -> bool:

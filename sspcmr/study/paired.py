@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from sspcmr.study.metrics import BASELINE, read_results
-from sspcmr.study.tables import Table, markdown, method_order, subset_key
+from sspcmr.study.tables import Table, cell_order, markdown, method_order
 
 __all__ = ["PAIR_KEYS", "difference_table", "paired_difference", "paired_differences", "run_volumes"]
 
@@ -129,10 +129,7 @@ def difference_table(volumes: pd.DataFrame, resamples: int = 10000) -> Table | N
         return None
     labels = dict(zip(volumes["method"], volumes["label"], strict=False))
     data.insert(3, "label", data["method"].map(labels))
-    order = {m: i for i, m in enumerate(methods)}
-    data = data.assign(_v=data["variant"].map({v: i for i, v in enumerate(data["variant"].unique())}),
-                       _m=data["method"].map(order), _s=data["subset"].map(subset_key))
-    data = data.sort_values(["_v", "_s", "_m"], kind="stable").drop(columns=["_v", "_m", "_s"]).reset_index(drop=True)
+    data = cell_order(data, methods)
     data["verdict"] = [_verdict(lo, hi) for lo, hi in zip(data["low"], data["high"], strict=True)]
     rows = [[str(r.variant), str(r.subset), str(r.label), f"{r.diff:+.3f}", f"[{r.low:+.3f}, {r.high:+.3f}]",
              r.verdict, f"{r.pairs} / {r.subjects} / {r.seeds}"] for r in data.itertuples()]

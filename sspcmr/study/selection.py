@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from sspcmr.study.metrics import GROUP_KEYS
-from sspcmr.study.tables import Table, format_cell, markdown, method_order, subset_key
+from sspcmr.study.tables import Table, cell_order, format_cell, markdown, method_order
 
 __all__ = ["select_learning_rates"]
 
@@ -50,12 +50,8 @@ def select_learning_rates(metrics: pd.DataFrame) -> tuple[pd.DataFrame, Table | 
     selected = metrics[keep].reset_index(drop=True)
 
     labels = dict(zip(frame["method"], frame["label"], strict=False))
-    order = {m: i for i, m in enumerate(method_order(frame))}
-    summary = summary.assign(label=summary["method"].map(labels),
-                             _v=summary["variant"].map({v: i for i, v in enumerate(frame["variant"].unique())}),
-                             _m=summary["method"].map(order), _s=summary["subset"].map(subset_key))
-    summary = summary.sort_values(["_v", "_s", "_m", "lr"], kind="stable").drop(columns=["_v", "_m", "_s"])
-    summary = summary.reset_index(drop=True)
+    summary = cell_order(summary.assign(label=summary["method"].map(labels)), method_order(frame),
+                         variants=list(dict.fromkeys(frame["variant"])), then=["lr"])
     rows = [[str(r.variant), str(r.subset), str(r.label), f"{r.lr:g}", format_cell(r.val_mean, r.val_std, 3),
              format_cell(r.test_mean, r.test_std, 3), str(int(r.seeds)), "kept" if r.chosen else ""]
             for r in summary.itertuples()]

@@ -14,7 +14,8 @@ import pandas as pd
 
 from sspcmr.study.metrics import BASELINE, CLASSES, DEFAULT_VARIANT
 
-__all__ = ["Table", "format_cell", "markdown", "method_order", "sorted_rows", "study_tables", "subset_key"]
+__all__ = ["Table", "cell_order", "format_cell", "markdown", "method_order", "sorted_rows", "study_tables",
+           "subset_key"]
 
 _DASH = "–"  # an empty cell: no run, or no finite value
 
@@ -75,6 +76,18 @@ def sorted_rows(frame: pd.DataFrame, methods: Sequence[str], first: Sequence[str
     order["method"] = frame["method"].map({m: i for i, m in enumerate(methods)})
     order["subset"] = frame["subset"].map(subset_key)
     return frame.loc[order.sort_values(list(order.columns), kind="stable").index]
+
+
+def cell_order(frame: pd.DataFrame, methods: Sequence[str], variants: Sequence[str] | None = None,
+               then: Sequence[str] = ()) -> pd.DataFrame:
+    """Rows by variant (``variants`` order, default: order of appearance), subset size, method (``methods``
+    order), then the ``then`` columns; the index is reset."""
+    variants = list(dict.fromkeys(frame["variant"])) if variants is None else list(variants)
+    keys = frame.assign(_v=frame["variant"].map({v: i for i, v in enumerate(variants)}),
+                        _s=frame["subset"].map(subset_key),
+                        _m=frame["method"].map({m: i for i, m in enumerate(methods)}))
+    ordered = keys.sort_values(["_v", "_s", "_m", *then], kind="stable")
+    return ordered.drop(columns=["_v", "_s", "_m"]).reset_index(drop=True)
 
 
 def method_order(metrics: pd.DataFrame) -> list[str]:

@@ -28,10 +28,11 @@ def vendor_table(volumes: pd.DataFrame) -> Table | None:
     per_seed = frame.groupby(["method", "subset", "vendor", "seed"], sort=False)["dice_mean"].mean().reset_index()
     summary = per_seed.groupby(["method", "subset", "vendor"], sort=False)["dice_mean"].agg(["mean", "std"])
     labels = dict(zip(frame["method"], frame["label"], strict=False))
+    present = {(m, s) for m, s, _ in summary.index}
     rows, data = [], []
     for subset in sorted(frame["subset"].unique(), key=subset_key):
         for method in method_order(frame):
-            if (method, subset) not in {(m, s) for m, s, _ in summary.index}:
+            if (method, subset) not in present:
                 continue
             cells = []
             for vendor in vendors:

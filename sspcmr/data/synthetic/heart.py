@@ -34,7 +34,8 @@ import numpy as np
 
 from .anatomy import HeartShape, Pose
 from .motion import CardiacCycle
-from .primitives import capsule_distance2, in_ellipsoid, lookup, unit, unit_perp, wrap
+from .primitives import lookup, wrap
+from .structures import cavity_tissue, paint_atria_and_vessels
 from .tissues import Tissue
 
 LABEL_BACKGROUND, LABEL_LV, LABEL_MYO, LABEL_RV = 0, 1, 2, 3
@@ -349,7 +350,7 @@ class HeartModel:
         )
         self._paint_ventricles(candidates, zeta_all, rho, phi, state, tissue, label)
         near_base = np.flatnonzero((zeta_all < 45.0 / state.length) & (rho < self.extent()))
-        self._paint_surroundings(flat_points[near_base], state, near_base, tissue)
+        paint_atria_and_vessels(self, flat_points[near_base], state, near_base, tissue)
         return tissue.reshape(shape), label.reshape(shape)
 
     def _paint_ventricles(self, idx: np.ndarray, zeta_all: np.ndarray, rho_all: np.ndarray, phi_all: np.ndarray,
@@ -379,68 +380,9 @@ class HeartModel:
         local_label[myo] = LABEL_MYO
         cavity = np.flatnonzero(in_lv & (rho < endo))
         local_label[cavity] = LABEL_LV
-        local_tissue[cavity] = self._cavity_tissue(zeta[cavity], rho[cavity], phi[cavity], endo[cavity], state)
+        local_tissue[cavity] = cavity_tissue(self, zeta[cavity], rho[cavity], phi[cavity], endo[cavity], state)
         tissue[idx] = local_tissue
         label[idx] = local_label
-
-    def _cavity_tissue(self, zeta: np.ndarray, rho: np.ndarray, phi: np.ndarray, endo: np.ndarray,
-                       state: FrameState) -> np.ndarray:
-        """Blood, trabeculation and papillary muscles inside the (LV-labelled) cavity."""
-        sh = self.shape
-        out = np.full(zeta.shape, Tissue.BLOOD, dtype=np.uint8)
-        depth = sh.trabecular_depth * np.sqrt(state.cavity_scale)
-        pattern = np.cos(9 * phi + 2.5 * np.sin(11 * zeta)) + 0.6 * np.cos(14 * phi - 7 * zeta + 1.3)
-        layer = (rho > endo - depth) & (pattern > sh.trabecular_threshold) & (zeta > sh.trabecular_start)
-        out[layer] = Tissue.TRABECULAR
-        for angle, radius, z0, z1, inset in sh.papillary:
-            along = np.clip((zeta - z0) / (z1 - z0), 0.0, 1.0)
-            a = radius * np.sqrt(state.wall_scale) * np.sqrt(np.sin(np.pi * along))
-            r_c, _ = self.radii(zeta, np.full_like(phi, angle), state)
-            r_c = r_c - inset * a
-            dx = rho * np.cos(phi) - r_c * np.cos(angle)
-            dy = rho * np.sin(phi) - r_c * np.sin(angle)
-            out[(dx * dx + dy * dy < a * a) & (along > 0) & (along < 1)] = Tissue.MYOCARDIUM
-        return out
-
-    def _paint_surroundings(self, points: np.ndarray, state: FrameState, idx: np.ndarray, tissue: np.ndarray) -> None:
-        """Unlabelled bright blood above and beside the base: atria, aortic root, pulmonary trunk.
-
-        Painted only where the ventricle model left nothing labelled-looking behind: atria and
-        vessels take precedence over pericardial fat but not over ventricular tissue.
-        """
-        if idx.size == 0:
-            return
-        sh, pose = self.shape, self.pose
-        base = self.base_centre(state)
-        n = self.axis
-        posterior = unit_perp(np.array([0.0, -1.0, 0.0]), n)
-        right = unit_perp(np.array([1.0, 0.0, 0.0]), n)
-        up = np.array([0.0, 0.0, 1.0])
-        r = sh.endo_radius
-        grow = 1.0 + 0.15 * state.deformation  # atria fill while the ventricles eject
-        la = base + 0.55 * r * posterior - 0.2 * r * right + 20.0 * sh.atrium_scale * n
-        ra = base + 0.35 * r * posterior + 1.3 * r * right + 16.0 * sh.atrium_scale * n
-        local = np.full(idx.shape, Tissue.NONE, dtype=np.uint8)
-        for centre, axes in (
-            (la, np.array([30.0, 24.0, 22.0]) * sh.atrium_scale * grow),
-            (ra, np.array([24.0, 22.0, 26.0]) * sh.atrium_scale * sh.ra_scale * grow),
-        ):
-            local[in_ellipsoid(points, centre, (right, posterior, n), axes)] = Tissue.BLOOD
-        wall = 2.0
-        aortic_valve = base - 6.0 * n - 0.45 * r * posterior + 0.15 * r * right
-        aorta_end = aortic_valve + 55.0 * unit(n + 0.8 * up + 0.2 * right)
-        rvot = base + (-sh.rv_top * state.length) * n + (r + sh.wall_thickness + 8.0) * pose.rv_direction
-        trunk_end = rvot + 45.0 * unit(n + 0.6 * up - 0.5 * right + 0.3 * posterior)
-        for start, end, radius in ((aortic_valve, aorta_end, 13.0), (rvot, trunk_end, 12.0)):
-            d2 = capsule_distance2(points, start, end)
-            radius *= sh.vessel_scale
-            local[d2 < (radius + wall) ** 2] = Tissue.MYOCARDIUM
-            local[d2 < radius**2] = Tissue.BLOOD
-        current = tissue[idx]
-        # Ventricular tissue (anything but fat or nothing) keeps precedence.
-        keep = (current != Tissue.NONE) & (current != Tissue.FAT)
-        paint = (local != Tissue.NONE) & ~keep
-        tissue[idx[paint]] = local[paint]
 
     def extent(self) -> float:
         """Radius (mm) around the LV axis within which the heart model can paint anything."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from sspcmr.study.arguments import VALIDATION_RESULTS
 from sspcmr.study.config import SCRATCH
 
 __all__ = ["BASELINE", "CLASSES", "DEFAULT_VARIANT", "GROUP_KEYS", "METRICS", "aggregate", "read_results",
@@ -117,7 +118,7 @@ def run_metrics(record: Mapping[str, Any]) -> dict[str, object]:
         row[f"dice_{phase}"] = _mean(volumes, "dice_mean", volumes["phase"] == phase)
     for vendors in ("AB", "CD", "E"):
         row[f"dice_{vendors}"] = _mean(volumes, "dice_mean", volumes["vendor"].isin(list(vendors)))
-    validation = read_results(results.parent / "validation_results" / "volumes.csv")
+    validation = read_results(results.parent / VALIDATION_RESULTS / "volumes.csv")
     row["val_dice_mean"] = _mean(validation, "dice_mean") if not validation.empty else math.nan
     inside = _in_domain(volumes, record)
     row["dice_in_domain"] = math.nan if inside is None else _mean(volumes, "dice_mean", inside)

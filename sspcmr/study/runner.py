@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -34,15 +33,10 @@ from pathlib import Path
 
 from sspcmr.data.atomic import atomic_write_bytes
 
-from .config import ALL, StudyConfig, override_args
+from .arguments import VALIDATION_SPLIT, checkpoint, run_arguments, run_dir
+from .config import ALL, StudyConfig
 from .grid import Run, find_run, study_runs
-
-VALIDATION_SPLIT = "validation-split.yaml"
-"""A learning-rate grid run's split with its validation subjects in the test part (training unchanged)."""
-VALIDATION_RESULTS = "validation_results"
-"""Where a grid run's native-space scores on its validation subjects go (the rate is chosen on them)."""
-
-CHECKPOINT = Path("logs") / "fit" / "checkpoints" / "last.ckpt"
+from .locks import acquire, lock_holder
 
 
 class StudyError(ValueError):
@@ -61,16 +55,6 @@ def _read_json(path: Path) -> dict:
         return {}
     except (OSError, ValueError) as error:
         raise StudyError(f"{path}: unreadable ({error}); delete it to rerun this run") from error
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class StudyRunner:
@@ -93,10 +77,10 @@ class StudyRunner:
     # -- folders and states ------------------------------------------------------------------------
 
     def run_dir(self, run: Run) -> Path:
-        return self.study.output_dir / "runs" / run.id
+        return run_dir(self.study, run.id)
 
     def checkpoint(self, run: Run) -> Path:
-        return self.run_dir(run) / CHECKPOINT
+        return checkpoint(self.study, run.id)
 
     def state(self, run: Run) -> str:
         """``done``, ``failed``, ``running`` (a live process holds it), ``interrupted`` (started, stopped
@@ -114,83 +98,13 @@ class StudyRunner:
 
     def _lock_holder(self, run: Run) -> str | None:
         """``host:pid`` of a live process running this run (this host only; a stale lock is ignored)."""
-        lock = self.run_dir(run) / ".lock"
-        try:
-            host, pid = lock.read_text().strip().rsplit(":", 1)
-        except (FileNotFoundError, ValueError):
-            return None
-        if host == socket.gethostname() and not _alive(int(pid)):
-            return None
-        return f"{host}:{pid}"
-
-    def _acquire(self, lock: Path) -> bool:
-        """Create the run's lock atomically (two ``sspcmr study`` processes never start the same run); a stale
-        lock of a dead process on this host is replaced."""
-        for _ in range(2):
-            try:
-                descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                run_dir = lock.parent
-                holder = self._lock_holder(self._by_id[run_dir.name]) if run_dir.name in self._by_id else "?"
-                if holder is not None:
-                    return False
-                lock.unlink(missing_ok=True)
-                continue
-            with os.fdopen(descriptor, "w") as out:
-                out.write(f"{socket.gethostname()}:{os.getpid()}")
-            return True
-        return False
+        return lock_holder(self.run_dir(run) / ".lock")
 
     # -- arguments ----------------------------------------------------------------------------------
 
-    def _recipe(self, run: Run) -> tuple[str, dict]:
-        study = self.study
-        if run.kind == "pretrain":
-            spec = study.methods[run.method]
-            return spec.config, {**study.common, **spec.overrides}
-        rate = {} if run.lr is None else {"model.init_args.lr": run.lr}
-        size = study.subset_overrides.get(str(run.subset), {})
-        if run.kind == "scratch":
-            return study.scratch.config, {**study.common, **study.scratch.overrides, **size, **rate}
-        spec = study.methods[run.method]
-        return study.finetune.config, {
-            **study.common, **study.finetune.overrides, **spec.finetune_overrides, **size, **rate,
-            "model.init_args.init_from": str(self.checkpoint(self._by_id[run.depends_on])),
-            "model.init_args.transfer": spec.transfer,
-        }
-
     def arguments(self, run: Run, command: str) -> list[str]:
-        """The ``sspcmr fit`` / ``sspcmr test`` arguments of a run (what its process is started with)."""
-        folder = self.run_dir(run)
-        config, overrides = self._recipe(run)
-        forced: dict = {
-            "seed_everything": run.seed,
-            "data.data_dir": self.study.data_dir,
-            "data.seed": run.seed,
-            "trainer.default_root_dir": str(folder),
-            "trainer.logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                               "init_args": {"save_dir": str(folder), "name": "logs", "version": command}},
-        }
-        if run.kind == "pretrain":
-            # A method may name its own split (a supervised control must not see the labels of an unseen vendor).
-            own = overrides.get("data.split")
-            forced["data.split"] = own or self.study.pretrain_split or self.study.split
-        else:
-            forced.update({
-                "data.split": str(folder / "split.yaml"),  # the drawn subset, vendor-filtered: see split.yaml
-                "data.subset_subjects": None, "data.vendors": None,
-                "data.train_phases": list(run.train_phases), "data.eval_phases": list(self.study.eval_phases),
-            })
-            if not run.augmentation:
-                forced["data.views"] = "none"
-        args = [command, "--config", config, *override_args({**overrides, **forced})]
-        if command == "test":
-            args += ["--ckpt_path", str(self.checkpoint(run)), "--model.init_args.results_dir", str(folder / "results")]
-        if command == "validate":  # scored like the test, on the validation subjects (selection of the rate)
-            args[0] = "test"
-            args += ["--data.split", str(folder / VALIDATION_SPLIT), "--ckpt_path", str(self.checkpoint(run)),
-                     "--model.init_args.results_dir", str(folder / VALIDATION_RESULTS)]
-        return args
+        """The ``sspcmr fit`` / ``test`` arguments of a run (:func:`~sspcmr.study.arguments.run_arguments`)."""
+        return run_arguments(self.study, run, command)
 
     def fingerprint(self, run: Run) -> str:
         return hashlib.sha256(json.dumps(self.arguments(run, "fit")).encode()).hexdigest()[:16]
@@ -290,7 +204,7 @@ class StudyRunner:
         folder = self.run_dir(run)
         folder.mkdir(parents=True, exist_ok=True)
         lock = folder / ".lock"
-        if not self._acquire(lock):
+        if not acquire(lock):
             return "running"  # another process took it between the state check and now
         started = time.time()
         try:

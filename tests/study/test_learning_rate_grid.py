@@ -12,8 +12,9 @@ import yaml
 
 from sspcmr.cli import main
 from sspcmr.data.splits import SplitError, read_split, vendor_codes, write_split
+from sspcmr.study.arguments import VALIDATION_RESULTS, VALIDATION_SPLIT
 from sspcmr.study.config import StudyConfigError, load_study, parse_study
-from sspcmr.study.runner import VALIDATION_RESULTS, VALIDATION_SPLIT, StudyRunner
+from sspcmr.study.runner import StudyRunner
 from sspcmr.study.selection import select_learning_rates
 from tests.study.test_study import COMMON, REPO
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from sspcmr.study.config import load_study
+from sspcmr.study.locks import acquire
 from sspcmr.study.runner import StudyRunner
 from tests.study.test_study import study_file
 
@@ -42,8 +43,8 @@ def test_a_lock_is_taken_atomically_and_a_stale_one_replaced(prepared_tiny, tmp_
     run = runner.runs[0]
     lock = runner.run_dir(run) / ".lock"
     lock.parent.mkdir(parents=True)
-    assert runner._acquire(lock) and lock.read_text().endswith(f":{os.getpid()}")
-    assert not runner._acquire(lock)  # held by this live process
+    assert acquire(lock) and lock.read_text().endswith(f":{os.getpid()}")
+    assert not acquire(lock)  # held by this live process
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     lock.write_text(lock.read_text().rsplit(":", 1)[0] + ":" + dead.stdout.strip())
-    assert runner._acquire(lock) and Path(lock).read_text().endswith(f":{os.getpid()}")
+    assert acquire(lock) and Path(lock).read_text().endswith(f":{os.getpid()}")

@@ -29,8 +29,6 @@ import os
 import shutil
 import time
 import uuid
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +36,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write_bytes
-from ..errors import DataError, MachineError, is_machine_failure
+from ..errors import DataError, MachineError
+from .failures import machine_cause, machine_failures
 from .generations import (
     Previous,
     collect_garbage,
@@ -49,6 +48,7 @@ from .generations import (
     unchanged,
 )
 from .lock import FolderLock
+from .pool import worker_pool
 from .sources import CLI_NAMES, RawSubject, find_subjects
 from .store import (
     FILE_COLUMNS,
@@ -101,24 +101,6 @@ class PrepareReport:
     slices: int = 0
 
 
-def _machine_cause(error: BaseException) -> BaseException | None:
-    """The machine failure behind ``error``, if any: itself, or an OS error that a data error was raised while
-    handling (a reader that turned every ``OSError`` into a :class:`DataError`). A data error raised while
-    handling a ``MemoryError`` stays one: that is how a file claiming absurd amounts of data is refused."""
-    if isinstance(error, MachineError):
-        return error.cause
-    if is_machine_failure(error):
-        return error
-    seen = {id(error)}
-    while (error := error.__cause__ or error.__context__) is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, MachineError):
-            return error.cause
-        if isinstance(error, OSError) and is_machine_failure(error):
-            return error
-    return None
-
-
 def _prepare_one(job: tuple[RawSubject, Path]) -> tuple[RawSubject, dict | None, DataError | None, OSError | None]:
     """``(subject, meta, data error, machine failure)``; runs in worker processes, so only picklable results."""
     subject, folder = job
@@ -126,7 +108,7 @@ def _prepare_one(job: tuple[RawSubject, Path]) -> tuple[RawSubject, dict | None,
         return subject, prepare_subject(subject, folder), None, None
     except Exception as error:
         shutil.rmtree(folder, ignore_errors=True)
-        machine = _machine_cause(error)
+        machine = machine_cause(error)
         if isinstance(machine, OSError):
             return subject, None, None, OSError(machine.errno, machine.strerror, machine.filename)
         if machine is not None:
@@ -168,7 +150,7 @@ def prepare_dataset(raw: str | Path, out: str | Path, datasets: tuple[str, ...] 
     if out.exists() and not out.is_dir():
         raise DataError(f"the prepared folder {out} exists and is not a folder")
     lock = FolderLock(out, wait=wait_for_lock, purpose="prepared")
-    with _machine("locking", lock.path, _kept(out)):
+    with machine_failures("locking", lock.path, _kept(out)):
         lock.acquire()
     try:
         return _Run(raw, out, names, skip_invalid, workers, progress, verify).run()
@@ -178,30 +160,6 @@ def prepare_dataset(raw: str | Path, out: str | Path, datasets: tuple[str, ...] 
 
 def _kept(out: Path) -> str:
     return KEPT if (out / MANIFEST_FILE).exists() else KEPT_NONE
-
-
-@contextmanager
-def _machine(action: str, path: Path | str | None, kept: str, exact: bool = False):
-    """Turn a machine failure inside the block into :class:`MachineError` (``action`` ``path`` failed).
-
-    The message names the file of the OS error when there is one, else (or when ``exact``) ``path``.
-    """
-    try:
-        yield
-    except MachineError as error:
-        if kept in str(error):
-            raise
-        raise MachineError(error.action, error.path, error.cause, kept) from error
-    except DataError as error:
-        cause = _machine_cause(error)
-        if cause is None:
-            raise
-        raise MachineError(action, getattr(cause, "filename", None) or error.file or path, cause, kept) from error
-    except (OSError, MemoryError) as error:
-        if not is_machine_failure(error):
-            raise
-        where = path if exact else getattr(error, "filename", None) or path
-        raise MachineError(action, where, error, kept) from error
 
 
 class _Run:
@@ -219,9 +177,9 @@ class _Run:
         out, report = self.out, self.report
         remove_leftovers(out)  # staging of runs that were killed (the lock says none is running)
         try:
-            with _machine("reading", out, self.kept):
+            with machine_failures("reading", out, self.kept):
                 previous = read_previous(out)
-            with _machine("reading", self.raw, self.kept):
+            with machine_failures("reading", self.raw, self.kept):
                 subjects, problems = find_subjects(self.raw, self.names)
             if not subjects and not problems:
                 raise DataError(f"empty selection: no {'/'.join(self.names)} subjects found under {self.raw}")
@@ -262,7 +220,7 @@ class _Run:
         """Subjects of the current data set that are unchanged and intact, and jobs for all others."""
         entries, jobs = [], []
         for subject in subjects:
-            with _machine("reading", self.raw, self.kept):
+            with machine_failures("reading", self.raw, self.kept):
                 expected = fingerprint(subject)
             key = (subject.dataset, subject.subject_id)
             if previous.table is not None:
@@ -271,7 +229,7 @@ class _Run:
                 base = self.out / SUBJECTS_FOLDER / subject.dataset / subject.subject_id
                 candidates = sorted(p for p in base.glob("*") if p.is_dir() and not p.name.startswith("."))
             for folder in candidates:
-                with _machine("reading", folder, self.kept):
+                with machine_failures("reading", folder, self.kept):
                     meta, problem = read_meta(folder), None
                     if meta is None:
                         if previous.table is not None:
@@ -293,7 +251,7 @@ class _Run:
         staged = []
         bar = tqdm(total=len(jobs), desc="prepare", unit="subject", disable=not self.progress or not jobs)
         try:
-            with _pool(self.workers, len(jobs)) as pool:
+            with worker_pool(self.workers, len(jobs)) as pool:
                 for subject, meta, error, machine in pool(_prepare_one, jobs):
                     bar.update()
                     if machine is not None:
@@ -317,7 +275,7 @@ class _Run:
             if row.dataset in self.names:
                 continue
             folder = version_folder(self.out, row.folder)
-            with _machine("reading", folder, self.kept):
+            with machine_failures("reading", folder, self.kept):
                 meta = read_meta(folder) if folder is not None else None
                 intact = meta is not None and subject_damage(folder, meta, False) is None
             if intact:
@@ -359,7 +317,7 @@ class _Run:
         out = self.out
         for subject, _ in staged:
             final = out / SUBJECTS_FOLDER / subject.dataset / subject.subject_id / self.generation
-            with _machine("writing", final, self.kept, exact=True):  # (a rename's OS error names its source)
+            with machine_failures("writing", final, self.kept, exact=True):  # (a rename's OS error names its source)
                 self._makedirs(final.parent)
                 if final.exists():  # never renamed over anything
                     raise FileExistsError(f"version folder {final} exists already")
@@ -369,15 +327,15 @@ class _Run:
         folder = out / TABLES_FOLDER / self.generation
         staged_tables = self.staging / TABLES_FOLDER
         for name, data in tables.items():
-            with _machine("writing", staged_tables / name, self.kept):
+            with machine_failures("writing", staged_tables / name, self.kept):
                 staged_tables.mkdir(parents=True, exist_ok=True)
                 atomic_write_bytes(staged_tables / name, lambda tmp, d=data: _write_synced(tmp, d))
-        with _machine("writing", folder, self.kept, exact=True):
+        with machine_failures("writing", folder, self.kept, exact=True):
             self._makedirs(folder.parent)
             os.rename(staged_tables, folder)
             self.created.append(folder)
             fsync_path(folder.parent, directory=True)
-        with _machine("writing", out / MANIFEST_FILE, self.kept):
+        with machine_failures("writing", out / MANIFEST_FILE, self.kept):
             text = json.dumps(manifest, indent=1).encode()
             atomic_write_bytes(out / MANIFEST_FILE, lambda tmp: _write_synced(tmp, text))
         self.created = []  # switched: everything new is part of the data set now
@@ -398,24 +356,6 @@ class _Run:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-
-class _pool:
-    """``with _pool(n, jobs) as run: run(fn, items)`` -> results in order (inline when n = 1)."""
-
-    def __init__(self, workers: int, jobs: int) -> None:
-        self.workers = max(1, min(int(workers), jobs))
-        self.executor = None
-
-    def __enter__(self):
-        if self.workers == 1:
-            return lambda fn, items: map(fn, items)
-        self.executor = ProcessPoolExecutor(self.workers)
-        return lambda fn, items: self.executor.map(fn, items, chunksize=1)
-
-    def __exit__(self, *exc) -> None:
-        if self.executor is not None:
-            self.executor.shutdown(cancel_futures=True)
-
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

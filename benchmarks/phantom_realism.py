@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from sspcmr.data.synthetic import synthesise_subject
-from sspcmr.data.synthetic.realism import (
+from sspcmr.phantom import synthesise_subject
+from sspcmr.phantom.realism import (
     blood_myocardium_ratio,
     label_volumes_ml,
     nearest_centroid_accuracy,

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torchvision.io import write_png
 
-from sspcmr.data.synthetic import synthesise_subject
+from sspcmr.phantom import synthesise_subject
 
 COLOURS = {1: (230, 60, 60), 2: (60, 200, 80), 3: (70, 120, 240)}
 

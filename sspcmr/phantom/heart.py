@@ -28,45 +28,19 @@ and pericardial fat are unlabelled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
 from .anatomy import HeartShape, Pose
+from .frame import FrameState
 from .motion import CardiacCycle
 from .primitives import lookup, wrap
 from .structures import cavity_tissue, paint_atria_and_vessels
 from .tissues import Tissue
+from .ventricle_shape import infarct_weight, lv_section, lv_wall, rv_fields
 
 LABEL_BACKGROUND, LABEL_LV, LABEL_MYO, LABEL_RV = 0, 1, 2, 3
-
-_ZETA_RV_PEAK = 0.1  # the RV cross-section is largest just below the base plane
-_RV_WALL_OVERHANG = 0.12  # the free wall runs this fraction of the half span past each horn
-_FLATTENING_SHARPNESS = 30.0  # soft-min exponent joining the flat septum to the LV section
-
-
-@dataclass(frozen=True)
-class FrameState:
-    """Geometry parameters of one frame.
-
-    Attributes:
-        length: base-plane distance from the apex (mm).
-        cavity_scale: ``k(t)``, LV cavity area factor relative to ED.
-        wall_scale: ``L_ED / L(t)``, myocardial area factor relative to ED.
-        rv_height: ``H(t)``, RV crescent thickness scale (mm).
-        deformation: 0 at ED, 1 at ES (drives twist and atrial size).
-        rv_deformation: RV systolic fraction, 0 at RV end-diastole, 1 at RV end-systole.
-        infarct_scale: cavity area factor inside an ischaemic sector (``cavity_scale`` is then the
-            remote one).
-    """
-
-    length: float
-    cavity_scale: float
-    wall_scale: float
-    rv_height: float
-    deformation: float
-    rv_deformation: float = 0.0
-    infarct_scale: float = 1.0
 
 
 class HeartModel:
@@ -90,10 +64,10 @@ class HeartModel:
         # Lookup tables: the contour functions are smooth in one variable each, and tabulating
         # them makes per-point evaluation a few interpolations instead of powers and cosines.
         self._table_phi = np.linspace(-np.pi, np.pi, 2048, endpoint=False)
-        raw = self._raw_section(self._table_phi)
+        raw = lv_section(shape, self._table_phi)
         self._section_norm = float(np.sqrt(np.mean(raw**2)))
         self._table_section = raw / self._section_norm
-        self._table_wall = self._wall_exact(self._table_phi)
+        self._table_wall = lv_wall(shape, self._table_phi)
         self._table_zeta = np.linspace(self.zeta_equator, 1.0, 2049)
         self._table_endo = self._profile(self._table_zeta, self.zeta_endo_apex)
         self._table_epi = self._profile(self._table_zeta, 1.0)
@@ -123,29 +97,9 @@ class HeartModel:
 
     # ----------------------------------------------------------------------------------------
     # ED shape
-    def _raw_section(self, phi: np.ndarray) -> np.ndarray:
-        s = self.shape
-        q = s.ellipticity
-        a, b = 1.0 / np.sqrt(q), np.sqrt(q)
-        angle = phi - s.ellipse_angle
-        ellipse = 1.0 / np.sqrt((np.cos(angle) / a) ** 2 + (np.sin(angle) / b) ** 2)
-        wobble = 1.0 + sum(amp * np.cos(order * phi + ph) for order, amp, ph in s.harmonics)
-        radius = ellipse * wobble
-        if s.septal_flattening > 0.0:
-            # Septal flattening (RV pressure / volume overload): the section is cut by a chord
-            # perpendicular to the RV direction, (1 - flattening) of the septal radius from the axis.
-            septal = float(np.interp(0.0, phi, radius)) if phi.size > 1 else float(radius)
-            chord = (1.0 - s.septal_flattening) * septal / np.clip(np.cos(phi), 1e-3, None)
-            n = _FLATTENING_SHARPNESS
-            radius = (radius**-n + chord**-n) ** (-1.0 / n)
-        return radius
-
     def section(self, phi: np.ndarray) -> np.ndarray:
         """Cross-section shape factor (RMS 1, so it preserves the area of a circle)."""
         return lookup(self._table_section, -np.pi, 2 * np.pi, phi, periodic=True)
-
-    def _wall_exact(self, phi: np.ndarray) -> np.ndarray:
-        return self.shape.wall_thickness + self.shape.septal_extra * np.clip(np.cos(phi), 0.0, None) ** 2
 
     def wall(self, phi: np.ndarray) -> np.ndarray:
         """ED wall thickness by angle: thickest at the septum (phi = 0)."""
@@ -158,12 +112,7 @@ class HeartModel:
 
     def infarct_mask(self, zeta: np.ndarray, phi: np.ndarray) -> np.ndarray | None:
         """Ischaemic sector weight (0-1, smooth edges) by level and angle; None without one."""
-        if self.shape.infarct is None:
-            return None
-        angle, half_width, start = self.shape.infarct[:3]
-        across = _smoothstep((half_width - np.abs(wrap(phi - angle))) / 0.25 + 0.5)
-        along = _smoothstep((zeta - start) / 0.1 + 0.5)
-        return across * along
+        return infarct_weight(self.shape, zeta, phi)
 
     def _radii_ed_mask(self, zeta: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         section = self.shape.endo_radius * self.section(phi)
@@ -196,47 +145,8 @@ class HeartModel:
         return self.rv_fields(zeta, phi, fraction)[0]
 
     def rv_fields(self, zeta: np.ndarray, phi: np.ndarray, fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        """RV cavity thickness ``h0`` and free-wall factor (0-1) by level and angle.
-
-        Across the span the cavity is ``(1 - v^2)^p``: ``v`` runs from -1 to 1 between the two
-        septal insertion points, with 0 (the thickest point) shifted by ``rv_skew``; ``p`` is
-        ``rv_fullness`` times the horn's ``rv_taper`` factor, times 0.9 at the base (fuller,
-        more triangular) rising to 1.4 at the RV's apical end. The span narrows from 1.25 to 0.85
-        times ``rv_half_span`` towards the apex. Along the axis the section is largest at zeta 0.1,
-        closing at the outflow top and tapering (``1 - x^1.3``) to ``rv_end`` (retracting by ``rv_retract`` at RV ES).
-        Aneurysmal bulges multiply the cavity locally and grow by 60% at RV ES (dyskinesia). The
-        free wall covers the span and runs on past each horn, thinning to 0, onto the LV epicardium.
-        """
-        s = self.shape
-        zeta, phi = np.broadcast_arrays(np.asarray(zeta, dtype=float), np.asarray(phi, dtype=float))
-        out_shape = zeta.shape
-        zeta, phi = zeta.reshape(-1), phi.reshape(-1)
-        h0 = np.zeros(zeta.shape)
-        wall = np.zeros(zeta.shape)
-        top, peak = s.rv_top, _ZETA_RV_PEAK
-        end = s.rv_end - s.rv_retract * fraction
-        idx = np.flatnonzero((zeta >= top) & (zeta <= end))
-        z = zeta[idx]
-        rel = np.clip(z / end, 0.0, 1.0)
-        u = wrap(phi[idx] - s.rv_centre_angle) / (s.rv_half_span * (1.25 - 0.4 * rel))
-        k = s.rv_skew
-        positive = u >= k
-        v = np.where(positive, (u - k) / (1.0 - k), (u - k) / (1.0 + k))
-        keep = np.abs(v) < 1.0 + _RV_WALL_OVERHANG
-        idx, z, rel, v, positive = idx[keep], z[keep], rel[keep], v[keep], positive[keep]
-        wall[idx] = np.clip((1.0 + _RV_WALL_OVERHANG - np.abs(v)) / (2.0 * _RV_WALL_OVERHANG), 0.0, 1.0)
-        cav = np.abs(v) < 1.0
-        idx, z, rel, v, positive = idx[cav], z[cav], rel[cav], v[cav], positive[cav]
-        below = np.clip((z - peak) / (end - peak), 0.0, 1.0)
-        above = np.clip((peak - z) / (peak - top), 0.0, 1.0)
-        along = np.where(z >= peak, 1.0 - below**1.3, (1.0 - above**4) ** 0.25)
-        exponent = s.rv_fullness * np.where(positive, s.rv_taper[1], s.rv_taper[0]) * (0.9 + 0.5 * rel)
-        window = (1.0 - v**2) ** exponent
-        for centre, level, amplitude, width, height in s.rv_bulges:
-            bump = np.exp(-(((v - centre) / width) ** 2) - ((z - level) / height) ** 2)
-            window = window * (1.0 + amplitude * (1.0 + 0.6 * fraction) * bump)
-        h0[idx] = along * window
-        return h0.reshape(out_shape), wall.reshape(out_shape)
+        """RV cavity thickness ``h0`` and free-wall factor (0-1): :func:`.ventricle_shape.rv_fields`."""
+        return rv_fields(self.shape, zeta, phi, fraction)
 
     # ----------------------------------------------------------------------------------------
     # Frame states and volumes
@@ -388,7 +298,3 @@ class HeartModel:
         """Radius (mm) around the LV axis within which the heart model can paint anything."""
         return self._extent
 
-
-def _smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)

@@ -1,23 +1,34 @@
 """What the heart model paints besides the ventricular walls and cavities: the unlabelled structures inside
 the LV cavity (trabeculation, papillary muscles; they carry the LV label) and around the base (left and right
-atria, aortic root, pulmonary trunk). Functions of a :class:`~sspcmr.data.synthetic.heart.HeartModel`, split
+atria, aortic root, pulmonary trunk). Functions of a :class:`~sspcmr.phantom.heart.HeartModel`, split
 from it so that the ventricle geometry stays on its own."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
+from .frame import FrameState
 from .primitives import capsule_distance2, in_ellipsoid, unit, unit_perp
 from .tissues import Tissue
 
-if TYPE_CHECKING:
-    from .heart import FrameState, HeartModel
+
+class HeartModel(Protocol):
+    """What these functions read of :class:`sspcmr.phantom.heart.HeartModel` (a protocol, so this module does
+    not import the heart model that imports it)."""
+
+    shape: Any
+    pose: Any
+    axis: np.ndarray
+
+    def radii(self, zeta: np.ndarray, phi: np.ndarray, state: FrameState) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def base_centre(self, state: FrameState) -> np.ndarray: ...
 
 
 def cavity_tissue(heart: HeartModel, zeta: np.ndarray, rho: np.ndarray, phi: np.ndarray, endo: np.ndarray,
-              state: FrameState) -> np.ndarray:
+                  state: FrameState) -> np.ndarray:
     """Blood, trabeculation and papillary muscles inside the (LV-labelled) cavity."""
     sh = heart.shape
     out = np.full(zeta.shape, Tissue.BLOOD, dtype=np.uint8)
@@ -35,8 +46,9 @@ def cavity_tissue(heart: HeartModel, zeta: np.ndarray, rho: np.ndarray, phi: np.
         out[(dx * dx + dy * dy < a * a) & (along > 0) & (along < 1)] = Tissue.MYOCARDIUM
     return out
 
+
 def paint_atria_and_vessels(heart: HeartModel, points: np.ndarray, state: FrameState, idx: np.ndarray,
-                        tissue: np.ndarray) -> None:
+                            tissue: np.ndarray) -> None:
     """Unlabelled bright blood above and beside the base: atria, aortic root, pulmonary trunk.
 
     Painted only where the ventricle model left nothing labelled-looking behind: atria and

@@ -13,18 +13,14 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
-from sspcmr.data.synthetic import synthesise_subject
-from sspcmr.data.synthetic.anatomy import (
-    DATASET_PATHOLOGIES,
-    PATHOLOGY_CODES,
-    PATHOLOGY_PROBABILITIES,
-    sample_subject,
-)
-from sspcmr.data.synthetic.heart import LABEL_LV, LABEL_MYO, LABEL_RV, HeartModel
-from sspcmr.data.synthetic.motion import sample_cycle
-from sspcmr.data.synthetic.realism import label_volumes_ml
-from sspcmr.data.synthetic.tissues import Tissue
-from sspcmr.data.synthetic.writers import (
+from sspcmr.phantom import synthesise_subject
+from sspcmr.phantom.anatomy import sample_subject
+from sspcmr.phantom.heart import LABEL_LV, LABEL_MYO, LABEL_RV, HeartModel
+from sspcmr.phantom.motion import sample_cycle
+from sspcmr.phantom.pathologies import DATASET_PATHOLOGIES, PATHOLOGY_CODES, PATHOLOGY_PROBABILITIES
+from sspcmr.phantom.realism import label_volumes_ml
+from sspcmr.phantom.tissues import Tissue
+from sspcmr.phantom.writers import (
     MNMS2_CSV,
     MNMS_CSV,
     write_mnms2_csv,

@@ -4,7 +4,7 @@ The phantom is the embedded default data of sspcmr: every demo and test runs on 
 M&Ms / M&Ms-2 downloads drop in unchanged. See ``docs/synthetic-data.md``.
 
 Example:
-    >>> from sspcmr.data.synthetic import generate_dataset
+    >>> from sspcmr.phantom import generate_dataset
     >>> summary = generate_dataset("data/synthetic", layout="both", subjects=4, seed=0, size="tiny")
 """
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sspcmr.data.synthetic.anatomy import sample_subject
-from sspcmr.data.synthetic.geometry import apply_orientation, make_stack
-from sspcmr.data.synthetic.heart import HeartModel
-from sspcmr.data.synthetic.motion import sample_cycle
-from sspcmr.data.synthetic.profiles import OrientationConvention
-from sspcmr.data.synthetic.render import kspace_window
-from sspcmr.data.synthetic.tissues import RELAXATION, Tissue, bssfp_signal
+from sspcmr.phantom.anatomy import sample_subject
+from sspcmr.phantom.geometry import apply_orientation, make_stack
+from sspcmr.phantom.heart import HeartModel
+from sspcmr.phantom.motion import sample_cycle
+from sspcmr.phantom.profiles import OrientationConvention
+from sspcmr.phantom.render import kspace_window
+from sspcmr.phantom.tissues import RELAXATION, Tissue, bssfp_signal
 
 
 @pytest.mark.parametrize(("flip", "expected"), [(45.0, 2.87), (75.0, 3.8)])
@@ -136,9 +136,9 @@ def test_kspace_window():
 @pytest.mark.parametrize("vendor", ["A", "B", "C", "D", "E"])
 def test_realistic_acquisition_ranges(vendor):
     """Realistic size: 192-256 px (the larger side), 8-14 slices, 20-35 frames, slices cover the heart."""
-    from sspcmr.data.synthetic.acquisition import sample_acquisition
-    from sspcmr.data.synthetic.profiles import SIZE_PRESETS, VENDOR_PROFILES
-    from sspcmr.data.synthetic.subject import plan_stack
+    from sspcmr.phantom.acquisition import sample_acquisition
+    from sspcmr.phantom.profiles import SIZE_PRESETS, VENDOR_PROFILES
+    from sspcmr.phantom.subject import plan_stack
 
     for seed in range(25):
         rng = np.random.default_rng(seed)

@@ -8,6 +8,7 @@ import numpy as np
 
 from .artefacts import sample_breath_hold
 from .profiles import SizePreset, VendorProfile
+from .sampling import uniform
 
 
 @dataclass
@@ -87,10 +88,6 @@ class Acquisition:
 MAX_SLICES = 32
 
 
-def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
-    return float(rng.uniform(bounds[0], bounds[1]))
-
-
 def sample_acquisition(rng: np.random.Generator, vendor: VendorProfile, size: SizePreset) -> Acquisition:
     """Draw acquisition parameters for one subject.
 
@@ -99,33 +96,17 @@ def sample_acquisition(rng: np.random.Generator, vendor: VendorProfile, size: Si
     covers 1-2 slices above the base to 0-2 beyond the apex within the preset's slice range.
     """
     field = 3.0 if rng.random() < vendor.field_3t_probability else 1.5
-    flip = _uniform(rng, vendor.flip_angle_3t if field == 3.0 else vendor.flip_angle_1p5t)
-    if size.matrix is None:
-        nx = int(rng.integers(vendor.matrix[0] // 8, vendor.matrix[1] // 8 + 1) * 8)
-        pixel = _uniform(rng, vendor.pixel_spacing)
-    else:
-        nx = int(rng.integers(size.matrix[0] // 8, size.matrix[1] // 8 + 1) * 8)
-        pixel = _uniform(rng, size.field_of_view) / nx
-    ny = nx
-    if rng.random() < vendor.non_square_probability:
-        ny = int(round(nx * rng.uniform(0.78, 0.92) / 8) * 8)
+    flip = uniform(rng, vendor.flip_angle_3t if field == 3.0 else vendor.flip_angle_1p5t)
+    nx, ny, pixel = _sample_matrix(rng, vendor, size)
     frames_range = size.frames or vendor.frames
     frames = int(rng.integers(frames_range[0], frames_range[1] + 1))
-    thickness = _uniform(rng, vendor.slice_thickness)
-    gap = _uniform(rng, vendor.slice_gap)
-    bias = _uniform(rng, vendor.bias_ratio)
+    thickness = uniform(rng, vendor.slice_thickness)
+    gap = uniform(rng, vendor.slice_gap)
+    bias = uniform(rng, vendor.bias_ratio)
     if rng.random() < vendor.bias_normalised_probability:
         bias = 1.0 + (bias - 1.0) * rng.uniform(0.2, 0.4)
     slices = int(rng.integers(size.slices[0], size.slices[1] + 1))
-    breath_hold, breath_hold_sd = sample_breath_hold(rng, vendor.breath_hold_sd,
-                                                     vendor.poor_breath_hold_probability, MAX_SLICES)
-    # Artefact parameters are always drawn (so switching an artefact off leaves every other draw
-    # unchanged) and zeroed when the artefact is absent.
-    wrap = bool(rng.random() < vendor.wrap_probability)
-    wrap_pad = _uniform(rng, (25.0, 70.0))
-    band_probability = vendor.banding_probability_3t if field == 3.0 else vendor.banding_probability_1p5t
-    banding = bool(rng.random() < band_probability)
-    band = (_uniform(rng, (1.0, 1.5)), _uniform(rng, (0.6, 0.95)), _uniform(rng, (0.2, 0.4)))
+    artefacts = _sample_artefacts(rng, vendor, field)
     return Acquisition(
         vendor=vendor.code,
         scanner=str(rng.choice(vendor.scanners)),
@@ -139,20 +120,51 @@ def sample_acquisition(rng: np.random.Generator, vendor: VendorProfile, size: Si
         slices=slices,
         frames=frames,
         subslices=size.subslices,
-        snr=_uniform(rng, vendor.snr_myocardium),
+        snr=uniform(rng, vendor.snr_myocardium),
         bias_ratio=bias,
-        kspace_read=_uniform(rng, vendor.kspace_fraction_read),
-        kspace_phase=_uniform(rng, vendor.kspace_fraction_phase),
-        kspace_filter=_uniform(rng, vendor.kspace_filter),
-        gamma=_uniform(rng, vendor.gamma),
-        intensity_max=_uniform(rng, (0.8 * vendor.intensity_max[0], vendor.intensity_max[1])),
+        kspace_read=uniform(rng, vendor.kspace_fraction_read),
+        kspace_phase=uniform(rng, vendor.kspace_fraction_phase),
+        kspace_filter=uniform(rng, vendor.kspace_filter),
+        gamma=uniform(rng, vendor.gamma),
+        intensity_max=uniform(rng, (0.8 * vendor.intensity_max[0], vendor.intensity_max[1])),
         in_plane_angle=float(rng.uniform(-np.pi / 6, np.pi / 6)),
-        breath_hold=breath_hold,
-        breath_hold_sd=breath_hold_sd,
-        wrap=wrap,
-        wrap_pad=wrap_pad if wrap else 0.0,
-        banding=banding,
-        band_scale=band[0] if banding else 1.0,
-        band_depth=band[1] if banding else 0.0,
-        band_width=band[2] if banding else 0.3,
+        **artefacts,
     )
+
+
+def _sample_matrix(rng: np.random.Generator, vendor: VendorProfile, size: SizePreset) -> tuple[int, int, float]:
+    """In-plane matrix ``(nx, ny)`` (multiples of 8) and pixel spacing (mm): the vendor's, or the size
+    preset's matrix over its field of view."""
+    if size.matrix is None:
+        nx = int(rng.integers(vendor.matrix[0] // 8, vendor.matrix[1] // 8 + 1) * 8)
+        pixel = uniform(rng, vendor.pixel_spacing)
+    else:
+        nx = int(rng.integers(size.matrix[0] // 8, size.matrix[1] // 8 + 1) * 8)
+        pixel = uniform(rng, size.field_of_view) / nx
+    ny = nx
+    if rng.random() < vendor.non_square_probability:
+        ny = int(round(nx * rng.uniform(0.78, 0.92) / 8) * 8)
+    return nx, ny, pixel
+
+
+def _sample_artefacts(rng: np.random.Generator, vendor: VendorProfile, field: float) -> dict:
+    """Breath-hold offsets, wrap-around and banding as :class:`Acquisition` keyword arguments."""
+    breath_hold, breath_hold_sd = sample_breath_hold(rng, vendor.breath_hold_sd,
+                                                     vendor.poor_breath_hold_probability, MAX_SLICES)
+    # Artefact parameters are always drawn (so switching an artefact off leaves every other draw
+    # unchanged) and zeroed when the artefact is absent.
+    wrap = bool(rng.random() < vendor.wrap_probability)
+    wrap_pad = uniform(rng, (25.0, 70.0))
+    band_probability = vendor.banding_probability_3t if field == 3.0 else vendor.banding_probability_1p5t
+    banding = bool(rng.random() < band_probability)
+    band = (uniform(rng, (1.0, 1.5)), uniform(rng, (0.6, 0.95)), uniform(rng, (0.2, 0.4)))
+    return {
+        "breath_hold": breath_hold,
+        "breath_hold_sd": breath_hold_sd,
+        "wrap": wrap,
+        "wrap_pad": wrap_pad if wrap else 0.0,
+        "banding": banding,
+        "band_scale": band[0] if banding else 1.0,
+        "band_depth": band[1] if banding else 0.0,
+        "band_width": band[2] if banding else 0.3,
+    }

@@ -28,6 +28,7 @@ import numpy as np
 
 from .anatomy import Torso
 from .noise import AngularProfile, BandNoise
+from .sampling import Range, draw_ranges
 from .tissues import Tissue
 
 
@@ -58,6 +59,14 @@ class BodyShape:
     cardiac_notch: float  # mm, extra left widening of the mediastinum anteriorly
 
 
+#: Rib-layer and mediastinum ranges (mm; the rib slope in mm of z per mm of arc, the duty a fraction of
+#: the period), drawn in this order after the body outline and wall.
+RIB_AND_MEDIASTINUM_RANGES: dict[str, Range] = {
+    "rib_layer": (6.0, 9.0), "rib_period": (24.0, 34.0), "rib_slope": (0.25, 0.45), "rib_duty": (0.35, 0.5),
+    "rib_phase": (0.0, 40.0), "mediastinum_half_width": (16.0, 28.0), "cardiac_notch": (10.0, 30.0),
+}
+
+
 def sample_body_shape(rng: np.random.Generator, sex: str, fat: float) -> BodyShape:
     """Sample the outline and wall of one body.
 
@@ -83,13 +92,7 @@ def sample_body_shape(rng: np.random.Generator, sex: str, fat: float) -> BodySha
         latissimus_angle=float(rng.uniform(0.9, 1.3)),
         breast=0.0 if male else float(rng.uniform(10.0, 40.0)),
         breast_angle=float(rng.uniform(0.55, 0.85)),
-        rib_layer=float(rng.uniform(6.0, 9.0)),
-        rib_period=float(rng.uniform(24.0, 34.0)),
-        rib_slope=float(rng.uniform(0.25, 0.45)),
-        rib_duty=float(rng.uniform(0.35, 0.5)),
-        rib_phase=float(rng.uniform(0.0, 40.0)),
-        mediastinum_half_width=float(rng.uniform(16.0, 28.0)),
-        cardiac_notch=float(rng.uniform(10.0, 30.0)),
+        **draw_ranges(rng, RIB_AND_MEDIASTINUM_RANGES),
     )
 
 
@@ -159,19 +162,41 @@ class TorsoModel:
         return s.wall + s.pectoral * pect + s.latissimus * lat
 
     def classify(self, points: np.ndarray) -> np.ndarray:
-        """Tissue codes (uint8) of world points (..., 3)."""
-        t, s = self.torso, self.shape
+        """Tissue codes (uint8) of world points (..., 3).
+
+        Painted outside in, each layer over the last: body wall, thoracic cavity (mediastinum, then
+        lungs above the diaphragm), liver, soft tissue and stomach, then spine, aorta and oesophagus.
+        """
+        t = self.torso
         x, y, z = points[..., 0], points[..., 1], points[..., 2]
         cx, cy = t.centre
         dx, dy = x - cx, y - cy
-        theta = np.arctan2(dy, dx)
         r = np.hypot(dx, dy)
+        tissue = np.full(x.shape, Tissue.AIR, dtype=np.uint8)
+        body, cavity_edge = self._paint_body_wall(points, dx, dy, r, tissue)
+        inner = r < cavity_edge
+        tissue[inner] = Tissue.MEDIASTINUM
+        dome_right = t.diaphragm_right - ((x - (cx + 60.0)) ** 2 + (y - cy) ** 2) / 400.0
+        dome_left = t.diaphragm_left - ((x - (cx - 60.0)) ** 2 + (y - cy) ** 2) / 400.0
+        below = np.where(x > cx - 10.0, z < dome_right, z < dome_left)
+        lungs = self._paint_lungs(points, dy, inner, below, r < cavity_edge - 2.0, tissue)
+        liver = inner & (z < dome_right) & (x > cx - 70.0)
+        tissue[liver] = Tissue.LIVER
+        self._paint_abdomen(points, inner, inner & ~lungs & ~liver, tissue)
+        self._paint_spine_and_vessels(x, y, body, below, tissue)
+        return tissue
+
+    def _paint_body_wall(self, points: np.ndarray, dx: np.ndarray, dy: np.ndarray, r: np.ndarray,
+                         tissue: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Paint fat, breast glands, chest-wall muscle, ribs and sternum; return the body mask and the
+        radius of the thoracic cavity's edge along each point's ray."""
+        s = self.shape
+        theta = np.arctan2(dy, dx)
         skin = self.outline(theta)
         fat = self.fat(theta)
         under_fat = skin - fat
         under_muscle = under_fat - self.muscle(theta)
         cavity_edge = under_muscle - s.rib_layer
-        tissue = np.full(x.shape, Tissue.AIR, dtype=np.uint8)
         body = r < skin
         tissue[body] = Tissue.FAT
         if s.breast > 0.0:  # fibroglandular streaks inside the breast fat
@@ -182,27 +207,29 @@ class TorsoModel:
         # Rib layer: oblique ribs (bone) between intercostal muscle, sternum at the front midline.
         rib_layer = (r < under_muscle) & (r >= cavity_edge)
         arc = np.abs(np.angle(np.exp(1j * (theta + np.pi / 2)))) * under_muscle  # arc length from the spine
-        phase = np.mod(z + s.rib_slope * arc + s.rib_phase, s.rib_period) / s.rib_period
+        phase = np.mod(points[..., 2] + s.rib_slope * arc + s.rib_phase, s.rib_period) / s.rib_period
         anterior = np.abs(dx) < 30.0
         ribs = rib_layer & (phase < s.rib_duty) & ~(anterior & (dy > 0))
         tissue[ribs] = Tissue.BONE
+        y = points[..., 1]
         sternum = (np.abs(dx) < 13.0) & (dy > 0) & (y < self.sternum_front - 3.0) & (y > self.sternum_front - 15.0)
         tissue[sternum & body] = Tissue.BONE
-        inner = r < cavity_edge
-        tissue[inner] = Tissue.MEDIASTINUM
+        return body, cavity_edge
 
-        dome_right = t.diaphragm_right - ((x - (cx + 60.0)) ** 2 + (y - cy) ** 2) / 400.0
-        dome_left = t.diaphragm_left - ((x - (cx - 60.0)) ** 2 + (y - cy) ** 2) / 400.0
-        below = np.where(x > cx - 10.0, z < dome_right, z < dome_left)
-        # Lungs: the cavity above the domes minus the mediastinal band (wider to the left in front).
-        mid_x = cx - 5.0
+    def _paint_lungs(self, points: np.ndarray, dy: np.ndarray, inner: np.ndarray, below: np.ndarray,
+                     off_pleura: np.ndarray, tissue: np.ndarray) -> np.ndarray:
+        """Paint the lungs (the cavity above the domes minus the mediastinal band, wider to the left in
+        front) and their vessels; return the lung mask."""
+        t, s = self.torso, self.shape
+        x = points[..., 0]
+        mid_x = t.centre[0] - 5.0
         front = np.clip(dy / t.half_depth, 0.0, 1.0)
         wobble = np.zeros(x.shape)
         wobble[inner] = 5.0 * self.edges(points[inner])
         right_edge = mid_x + s.mediastinum_half_width + wobble
         left_edge = mid_x - s.mediastinum_half_width - s.cardiac_notch * front + wobble
         lungs = inner & ~below & ((x > right_edge) | (x < left_edge))
-        lungs &= r < cavity_edge - 2.0  # pleura and extrapleural fat
+        lungs &= off_pleura  # pleura and extrapleural fat
         tissue[lungs] = Tissue.LUNG
         if lungs.any():
             lung_points = points[lungs]
@@ -212,12 +239,13 @@ class TorsoModel:
             vessel = (np.abs(self.vessel_a(lung_points)) < width) & (np.abs(self.vessel_b(lung_points)) < width)
             idx = np.flatnonzero(lungs.ravel())[vessel]
             tissue.reshape(-1)[idx] = Tissue.BLOOD
+        return lungs
 
-        liver = inner & (z < dome_right) & (x > cx - 70.0)
-        tissue[liver] = Tissue.LIVER
-        # Mediastinal / abdominal soft tissue with fatty streaks.
-        soft = inner & ~lungs & ~liver
-        streak = np.zeros(x.shape, dtype=bool)
+    def _paint_abdomen(self, points: np.ndarray, inner: np.ndarray, soft: np.ndarray, tissue: np.ndarray) -> None:
+        """Paint fatty streaks in the mediastinal / abdominal soft tissue and the stomach (fluid under air)."""
+        t = self.torso
+        cx, cy = t.centre
+        streak = np.zeros(inner.shape, dtype=bool)
         streak[soft] = self.streaks(points[soft]) > 0.9
         tissue[streak] = Tissue.FAT
         stomach_centre = np.array([cx - 70.0, cy + 15.0, t.diaphragm_left - 0.8 * t.stomach_radius])
@@ -225,7 +253,12 @@ class TorsoModel:
         stomach = inner & ((rel**2).sum(-1) < t.stomach_radius**2)
         air_level = stomach_centre[2] + t.stomach_radius * (1.0 - 2.0 * t.stomach_air)
         tissue[stomach] = Tissue.FLUID
-        tissue[stomach & (z > air_level)] = Tissue.AIR
+        tissue[stomach & (points[..., 2] > air_level)] = Tissue.AIR
+
+    def _paint_spine_and_vessels(self, x: np.ndarray, y: np.ndarray, body: np.ndarray, below: np.ndarray,
+                                 tissue: np.ndarray) -> None:
+        """Paint the paraspinal muscles, vertebra, spinal canal, descending aorta and oesophagus (axial discs)."""
+        t = self.torso
 
         def disc(centre: np.ndarray, radius: float) -> np.ndarray:
             return (x - centre[0]) ** 2 + (y - centre[1]) ** 2 < radius**2
@@ -239,4 +272,3 @@ class TorsoModel:
         tissue[disc(self.oesophagus, 8.0) & ~below] = Tissue.MUSCLE
         if self.oesophagus_air:
             tissue[disc(self.oesophagus, 2.5) & ~below] = Tissue.AIR
-        return tissue

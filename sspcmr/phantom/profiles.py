@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-Range = tuple[float, float]
+from .sampling import Range
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_write_bytes
-from .anatomy import PATHOLOGY_CODES
+from ..data.atomic import atomic_write_bytes
+from .pathologies import PATHOLOGY_CODES
 from .profiles import VENDOR_PROFILES
 from .subject import Series, SyntheticSubject
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
-from sspcmr.data.synthetic import TRUTH_DIR
-from sspcmr.data.synthetic.realism import (
+from sspcmr.phantom import TRUTH_DIR
+from sspcmr.phantom.realism import (
     blood_myocardium_ratio,
     label_volumes_ml,
     otsu_threshold,
@@ -176,7 +176,7 @@ def test_long_and_short_axis_geometries_intersect_consistently(tiny_dataset):
 @pytest.mark.parametrize("vendor", ["A", "B", "C", "D", "E"])
 def test_stack_ordering_follows_vendor_convention(tiny_dataset, vendor):
     """Slice positions in the sidecar run base->apex or apex->base as the vendor stores them."""
-    from sspcmr.data.synthetic import VENDOR_PROFILES, synthesise_subject
+    from sspcmr.phantom import VENDOR_PROFILES, synthesise_subject
 
     subject = synthesise_subject(np.random.SeedSequence([5, ord(vendor)]), vendor, "tiny", long_axis_views=())
     positions = np.array(subject.truth["slice_positions"])

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sspcmr.cli import main
-from sspcmr.data.synthetic import (
+from sspcmr.commands.main import main
+from sspcmr.phantom import (
     MNMS2_CSV,
     MNMS2_CSV_COLUMNS,
     MNMS_CSV,

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .sampling import Range, draw_ranges
+
 
 @dataclass
 class CardiacCycle:
@@ -95,6 +97,14 @@ class CardiacCycle:
         return self.filling(self.phase(frame))
 
 
+#: Volume-curve shape ranges, drawn in this order (see :class:`CardiacCycle`; all but the exponent are
+#: fractions of the cycle or of the stroke volume).
+CURVE_RANGES: dict[str, Range] = {
+    "ejection_exponent": (2.0, 3.0), "ivr": (0.05, 0.08), "rapid_duration": (0.20, 0.25),
+    "rapid_fraction": (0.60, 0.75), "kick_duration": (0.10, 0.15), "kick_fraction": (0.15, 0.20),
+}
+
+
 def sample_cycle(rng: np.random.Generator, frames: int) -> CardiacCycle:
     """Sample heart rate, ED/ES frames and curve shape for a cine of ``frames`` frames.
 
@@ -121,11 +131,6 @@ def sample_cycle(rng: np.random.Generator, frames: int) -> CardiacCycle:
         es_frame=es,
         heart_rate=heart_rate,
         es_phase=es_offset / frames,
-        ejection_exponent=float(rng.uniform(2.0, 3.0)),
-        ivr=float(rng.uniform(0.05, 0.08)),
-        rapid_duration=float(rng.uniform(0.20, 0.25)),
-        rapid_fraction=float(rng.uniform(0.60, 0.75)),
-        kick_duration=float(rng.uniform(0.10, 0.15)),
-        kick_fraction=float(rng.uniform(0.15, 0.20)),
+        **draw_ranges(rng, CURVE_RANGES),
         rv_delay=float(rng.uniform(10.0, 30.0) / rr_ms),
     )

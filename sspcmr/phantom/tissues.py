@@ -32,30 +32,26 @@ class Tissue(IntEnum):
     NONE = 255
 
 
-#: (PD, T1 ms, T2 ms) per tissue and field strength. Trabecular tissue is a blood/myocardium mix.
+#: Proton density and (T1, T2) in ms at 1.5 T and at 3 T per tissue (PD does not depend on the field).
+#: Trabecular tissue is a blood/myocardium mix and has no entry.
+RELAXATION_TIMES: dict[Tissue, tuple[float, tuple[float, float], tuple[float, float]]] = {
+    #                  PD    1.5 T: T1, T2    3 T: T1, T2
+    Tissue.BLOOD: (0.95, (1450.0, 250.0), (1932.0, 275.0)),
+    Tissue.MYOCARDIUM: (0.80, (1000.0, 45.0), (1220.0, 47.0)),
+    Tissue.FAT: (0.95, (300.0, 70.0), (380.0, 68.0)),
+    Tissue.MUSCLE: (0.75, (1000.0, 33.0), (1420.0, 32.0)),
+    Tissue.LUNG: (0.15, (1200.0, 40.0), (1400.0, 35.0)),
+    Tissue.LIVER: (0.90, (580.0, 45.0), (810.0, 34.0)),
+    Tissue.BONE: (0.70, (550.0, 50.0), (650.0, 45.0)),
+    Tissue.FLUID: (1.00, (3500.0, 1500.0), (4000.0, 2000.0)),
+    Tissue.MEDIASTINUM: (0.85, (450.0, 60.0), (550.0, 55.0)),
+}
+
+#: (PD, T1 ms, T2 ms) per field strength and tissue, in :data:`RELAXATION_TIMES` order (the order of
+#: the per-subject signal jitter draws).
 RELAXATION: dict[float, dict[Tissue, tuple[float, float, float]]] = {
-    1.5: {
-        Tissue.BLOOD: (0.95, 1450.0, 250.0),
-        Tissue.MYOCARDIUM: (0.80, 1000.0, 45.0),
-        Tissue.FAT: (0.95, 300.0, 70.0),
-        Tissue.MUSCLE: (0.75, 1000.0, 33.0),
-        Tissue.LUNG: (0.15, 1200.0, 40.0),
-        Tissue.LIVER: (0.90, 580.0, 45.0),
-        Tissue.BONE: (0.70, 550.0, 50.0),
-        Tissue.FLUID: (1.00, 3500.0, 1500.0),
-        Tissue.MEDIASTINUM: (0.85, 450.0, 60.0),
-    },
-    3.0: {
-        Tissue.BLOOD: (0.95, 1932.0, 275.0),
-        Tissue.MYOCARDIUM: (0.80, 1220.0, 47.0),
-        Tissue.FAT: (0.95, 380.0, 68.0),
-        Tissue.MUSCLE: (0.75, 1420.0, 32.0),
-        Tissue.LUNG: (0.15, 1400.0, 35.0),
-        Tissue.LIVER: (0.90, 810.0, 34.0),
-        Tissue.BONE: (0.70, 650.0, 45.0),
-        Tissue.FLUID: (1.00, 4000.0, 2000.0),
-        Tissue.MEDIASTINUM: (0.85, 550.0, 55.0),
-    },
+    field: {tissue: (pd, *times[k]) for tissue, (pd, *times) in RELAXATION_TIMES.items()}
+    for k, field in enumerate((1.5, 3.0))
 }
 
 #: Relative amplitude of the smooth intra-tissue texture (spec: +-5-10% inside organs).

@@ -7,16 +7,16 @@ import dataclasses
 import numpy as np
 import pytest
 
-from sspcmr.data.synthetic import synthesise_subject
-from sspcmr.data.synthetic.acquisition import sample_acquisition
-from sspcmr.data.synthetic.anatomy import sample_subject
-from sspcmr.data.synthetic.artefacts import MAX_SI_OFFSET, fold_phase, sample_breath_hold
-from sspcmr.data.synthetic.noise import BandNoise
-from sspcmr.data.synthetic.profiles import SIZE_PRESETS, VENDOR_PROFILES
-from sspcmr.data.synthetic.render import render_series
-from sspcmr.data.synthetic.subject import heart_label_radius, prepare_scene
-from sspcmr.data.synthetic.tissues import SmoothField, Tissue
-from sspcmr.data.synthetic.torso import TorsoModel
+from sspcmr.phantom import synthesise_subject
+from sspcmr.phantom.acquisition import sample_acquisition
+from sspcmr.phantom.anatomy import sample_subject
+from sspcmr.phantom.artefacts import MAX_SI_OFFSET, fold_phase, sample_breath_hold
+from sspcmr.phantom.noise import BandNoise
+from sspcmr.phantom.profiles import SIZE_PRESETS, VENDOR_PROFILES
+from sspcmr.phantom.render import render_series
+from sspcmr.phantom.subject import heart_label_radius, prepare_scene
+from sspcmr.phantom.tissues import SmoothField, Tissue
+from sspcmr.phantom.torso import TorsoModel
 
 
 def _plane_field(field, size: int = 256, spacing: float = 1.0) -> np.ndarray:

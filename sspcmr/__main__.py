@@ -1,8 +1,8 @@
-"""``python -m sspcmr`` runs the command-line interface."""
+"""``python -m sspcmr`` runs the command-line interface (:func:`sspcmr.commands.main.main`)."""
 
 import sys
 
-from sspcmr.cli import main
+from sspcmr.commands.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,24 +19,19 @@ was edited) is refused rather than silently mixed.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import logging
-import os
-import subprocess
-import sys
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 from sspcmr.data.atomic import atomic_write_bytes
 
 from .arguments import VALIDATION_SPLIT, checkpoint, run_arguments, run_dir
-from .config import ALL, StudyConfig
 from .grid import Run, find_run, study_runs
+from .launch import LAUNCHERS, launch
 from .locks import acquire, lock_holder
+from .spec import ALL, StudyConfig
 
 
 class StudyError(ValueError):
@@ -62,13 +57,13 @@ class StudyRunner:
 
     Args:
         study: the parsed study file.
-        launcher: ``subprocess`` (default: every run is its own ``python -m sspcmr.cli`` process, so a
+        launcher: ``subprocess`` (default: every run is its own ``python -m sspcmr`` process, so a
             crash or a DDP launch stays inside it) or ``inline`` (in this process; quicker, for tests).
         echo: where progress lines go.
     """
 
     def __init__(self, study: StudyConfig, launcher: str = "subprocess", echo: Callable[[str], None] = print) -> None:
-        if launcher not in ("subprocess", "inline"):
+        if launcher not in LAUNCHERS:
             raise ValueError(f"launcher must be subprocess or inline; got {launcher!r}")
         self.study, self.launcher, self.echo = study, launcher, echo
         self.runs = study_runs(study)
@@ -114,8 +109,8 @@ class StudyRunner:
     def _labelled_split(self, run: Run) -> dict:
         """Write the run's split (subset drawn, vendor group kept) and count what it trains on."""
         from sspcmr.data.datamodule import CineDataModule
-        from sspcmr.data.prepare.store import PreparedDataset
         from sspcmr.data.splits import Split, labelled_subset, read_split, vendor_subset, write_split
+        from sspcmr.data.store import PreparedDataset
 
         split = read_split(self.study.split)
         if run.vendors is not None:  # first, so a subset of N is N subjects of the vendor group
@@ -153,45 +148,8 @@ class StudyRunner:
     # -- executing -------------------------------------------------------------------------------------
 
     def _launch(self, args: list[str], log: Path) -> None:
-        """Run ``sspcmr <args>``; raise with the log's tail when it fails."""
-        with open(log, "a") as out:
-            out.write(f"\n$ sspcmr {' '.join(args)}\n")
-            out.flush()
-            if self.launcher == "subprocess":
-                env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-                process = subprocess.Popen([sys.executable, "-m", "sspcmr.cli", *args], stdout=out,
-                                           stderr=subprocess.STDOUT, env=env)
-                try:
-                    code = process.wait()
-                except BaseException:  # interrupted or terminated: never leave the run's process behind
-                    process.terminate()
-                    try:
-                        process.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
-                    raise
-            else:
-                from sspcmr.cli import main
-
-                # Lightning reports (restored checkpoints, stopping reasons) through `logging`, whose handlers
-                # hold the original streams: give its loggers one into the run's log for the call's duration.
-                handler = logging.StreamHandler(out)
-                handler.setFormatter(logging.Formatter("%(message)s"))
-                loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
-                for logger in loggers:
-                    logger.addHandler(handler)
-                try:
-                    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-                        try:
-                            code = main(args)
-                        except SystemExit as stop:  # argument errors exit through jsonargparse
-                            code = stop.code if isinstance(stop.code, int) else 1
-                        except Exception:
-                            traceback.print_exc(file=out)
-                            code = 1
-                finally:
-                    for logger in loggers:
-                        logger.removeHandler(handler)
+        """Run ``sspcmr <args>`` (:func:`~sspcmr.study.launch.launch`); raise with the log's tail when it fails."""
+        code = launch(args, log, self.launcher)
         if code != 0:
             tail = log.read_text().strip().splitlines()[-15:]
             raise StudyError(f"`sspcmr {args[0]}` exited with {code}; the end of {log}:\n  " + "\n  ".join(tail))

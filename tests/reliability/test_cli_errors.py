@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sspcmr.cli import main
-from sspcmr.command_errors import describe
+from sspcmr.commands.errors import describe
+from sspcmr.commands.main import main
 from sspcmr.data.errors import DataError, MachineError
 from sspcmr.models import UNet, UNetConfig
 from tests.test_cli import fit_args
@@ -66,7 +66,7 @@ def test_init_from_with_another_architecture_is_one_line(prepared_tiny, tmp_path
 
 
 def test_machine_failure_in_a_data_command_is_one_line_exit_1(monkeypatch, tmp_path, capsys):
-    import sspcmr.data.synthetic as synthetic
+    import sspcmr.phantom as synthetic
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "raw" / "MnM"))
@@ -77,7 +77,7 @@ def test_machine_failure_in_a_data_command_is_one_line_exit_1(monkeypatch, tmp_p
 
 
 def test_unexpected_error_is_one_line_with_the_debug_hint(monkeypatch, tmp_path, capsys):
-    import sspcmr.data.synthetic as synthetic
+    import sspcmr.phantom as synthetic
 
     def broken(*args, **kwargs):
         raise RuntimeError("something\nspanning\nmany\nlines")

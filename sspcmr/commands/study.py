@@ -1,12 +1,13 @@
-"""``sspcmr study``: run a study file's grid, list or run single runs (job arrays), aggregate the reports."""
+"""``sspcmr study``: run a study file's grid, list or run single runs (job arrays), aggregate the reports
+(docs/study.md). The study itself is :mod:`sspcmr.study`; it is imported when the command runs."""
 
 from __future__ import annotations
 
 import argparse
 
 
-def add_study_parser(commands: argparse._SubParsersAction) -> None:
-    """Register ``sspcmr study`` on the data-command parser."""
+def add_study_command(commands: argparse._SubParsersAction) -> None:
+    """Register ``study`` on the top-level parser's subcommands."""
     study = commands.add_parser(
         "study", help="run a declared experiment grid (pretraining, scratch and fine-tuning runs, reports); "
         "resumable; --list / --run / --report split it across machines",
@@ -29,11 +30,12 @@ def add_study_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_study_command(args: argparse.Namespace) -> int:
+    """``sspcmr study``: the whole grid and its reports, or one of --list / --run / --report."""
     import signal
     import sys
 
-    from .config import load_study
-    from .runner import StudyError, StudyRunner
+    from sspcmr.study.config import load_study
+    from sspcmr.study.runner import StudyError, StudyRunner
 
     # A job scheduler stops jobs with SIGTERM: exit through Python so the running run's process is stopped
     # too (it resumes from its last checkpoint next time).

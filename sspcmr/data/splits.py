@@ -29,7 +29,6 @@ import yaml
 
 from .atomic import atomic_write_bytes
 
-DATASETS = ("mm1", "mm2")
 OVERLAP_PATHOLOGIES = ("NOR", "HCM", "LV")
 VENDOR_GROUPS: dict[str, tuple[str, ...]] = {"A_B": ("A", "B"), "C_D": ("C", "D")}
 

@@ -7,7 +7,7 @@ import lightning as L
 import pandas as pd
 import pytest
 
-from sspcmr.cli import main
+from sspcmr.commands.main import main
 from sspcmr.data.datamodule import CineDataModule
 from sspcmr.methods import Segmentation
 
@@ -18,7 +18,8 @@ def checkpoint(prepared_tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("evaluate")
     data = CineDataModule(str(root), str(split), mode="segment", output_size=64, output_spacing=4.0, batch_size=4,
                           num_workers=0)
-    model = Segmentation(channels=[8, 16, 32], log_images=False, results_dir=str(out / "direct"))
+    model = Segmentation(channels=[8, 16, 32], output_size=64, output_spacing=4.0, log_images=False,
+                         results_dir=str(out / "direct"))
     trainer = L.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=2, limit_val_batches=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(model, datamodule=data)

@@ -1,7 +1,7 @@
-"""the reference code: the evaluation geometry and its inverse are a round trip.
+"""docs/reference.md#check-evaluation: the evaluation geometry and its inverse are a round trip.
 
 Each test volume's ground truth is resampled to the network grid exactly as ``test`` resamples the image
-(``CineDataModule.augment(item, training=False)``: image-centred, no augmentation, nearest labels, one-hot),
+(``CineDataModule.resample(item)``: image-centred, no augmentation, nearest labels, one-hot),
 used as logits (one-hot x 10) and brought back with :func:`sspcmr.evaluation.native.labels_to_native`
 (bicubic, border padding, argmax). Against the native labels every class must come back with a Dice near 1;
 how near depends on the output spacing relative to the native one (tiny subjects: 2.5-3.2 mm):
@@ -57,7 +57,7 @@ def _dice(pred: torch.Tensor, gt: torch.Tensor) -> list[float]:
 
 def _round_trip(data: CineDataModule, item: dict) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """(labels back on the native grid (Z, H, W), native labels (Z, H, W), the evaluation batch)."""
-    out = data.augment(item, training=False)
+    out = data.resample(item)
     native = out[K.NATIVE_LABEL]
     height, width = (int(v) for v in out[K.SIZE][0])
     pred = labels_to_native(10 * out[K.LABEL], out[K.THETA], out[K.SIZE], tuple(native.shape[-2:]))

@@ -15,11 +15,11 @@ import torch
 from sspcmr.data import keys as K
 from sspcmr.data.datamodule import CineDataModule
 from sspcmr.data.datasets import VolumeDataset
-from sspcmr.data.prepare import PreparedDataset
-from sspcmr.data.prepare.orientation import Reorientation, apply_reorientation, border_box
+from sspcmr.data.preprocessing import Reorientation, apply_reorientation, border_box, to_raw_grid
+from sspcmr.data.store import PreparedDataset
 from sspcmr.evaluation.native import labels_to_native
-from sspcmr.evaluation.predict import predict_nifti, to_raw_grid
 from sspcmr.evaluation.writer import PRED_SUFFIX, NiftiPredictionWriter
+from sspcmr.inference.nifti import predict_nifti
 from sspcmr.methods.segmentation import Segmentation
 
 
@@ -167,7 +167,7 @@ def test_predict_nifti_matches_the_prepared_pipeline(prepared_tiny, tmp_path):
     source = Path(meta["sources"]["cine"])
     labels = np.asarray(nib.load(predict_nifti(model, source, tmp_path / "p.nii.gz", 64, 4.0)).dataobj)
     for phase in ("ED", "ES"):
-        batch = data.augment(VolumeDataset(data.prepared, [(index, phase)])[0], training=False)
+        batch = data.resample(VolumeDataset(data.prepared, [(index, phase)])[0])
         native = batch[K.NATIVE_LABEL]
         pred = labels_to_native(model(batch[K.IMAGE]), batch[K.THETA], batch[K.SIZE], tuple(native.shape[-2:]))
         expected = to_raw_grid(pred.to(torch.uint8).numpy(), meta, labels.shape)
@@ -201,7 +201,7 @@ def test_writer_writes_one_4d_file_per_test_subject(prepared_tiny, tmp_path):
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, callbacks=[writer], enable_progress_bar=False,
                         enable_model_summary=False)
     torch.manual_seed(0)
-    model = Segmentation(channels=[8, 16, 32], log_images=False)
+    model = Segmentation(channels=[8, 16, 32], output_size=64, output_spacing=4.0, log_images=False)
     with torch.no_grad():  # head 0 favours class 1 everywhere: a known prediction (class 1 on the whole grid)
         model.net.heads[0].weight.zero_()
         model.net.heads[0].bias.copy_(torch.tensor([0.0, 5.0, 0.0, 0.0]))

@@ -25,7 +25,8 @@ import pytest
 
 import sspcmr.data.prepare.run as run_module
 from sspcmr.data.errors import DataError, MachineError
-from sspcmr.data.prepare import PreparedDataset, prepare_dataset
+from sspcmr.data.prepare import prepare_dataset
+from sspcmr.data.store import PreparedDataset
 
 from ..data.prepare.helpers import copy_raw, csv_ids, raw_files, set_csv_value
 
@@ -319,7 +320,7 @@ def _hold_lock(out: Path, pid: int | None = None) -> int:
 
 def test_second_prepare_is_refused_and_leaves_the_first_alone(store, capsys):
     """Was: a second prepare on the same folder deleted the first one's live staging folder."""
-    from sspcmr.cli import main
+    from sspcmr.commands.main import main
 
     raw, out = store
     touch(raw_files(raw, "mm1", csv_ids(raw, "mm1")[0])["cine"])
@@ -441,7 +442,7 @@ def atomic_write_bytes(path, write):
     return real_write(path, write)
 
 run.prepare_subject, run.atomic_write_bytes = prepare_subject, atomic_write_bytes
-from sspcmr.cli import main
+from sspcmr.commands.main import main
 sys.exit(main(sys.argv[2:]))
 """
 

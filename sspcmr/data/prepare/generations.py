@@ -1,6 +1,7 @@
 """What a ``prepare`` run finds in the prepared folder and what it leaves there: the previous generation (for
 reuse and carrying over), whether a prepared subject is still intact, whether anything changed at all, and the
-clean-up after the switch (only what the new manifest does not name is deleted; see :mod:`.store`)."""
+clean-up after the switch (only what the new manifest does not name is deleted; see
+:mod:`sspcmr.data.store.format`)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DataError
-from .store import (
-    MANIFEST_FILE,
-    SUBJECTS_FOLDER,
-    TABLE_FILES,
-    TABLES_FOLDER,
-    array_problem,
-    content_problem,
-    read_manifest,
-    read_table,
-    version_folder,
-)
+from ..store.format import MANIFEST_FILE, SUBJECTS_FOLDER, TABLE_FILES, TABLES_FOLDER, version_folder
+from ..store.reader import array_problem, content_problem, read_manifest, read_table
 
 LEGACY_TABLES = ("subjects.csv", "slices.csv", "corrections.csv", "invalid.csv")  # format 1, top level
 

@@ -1,7 +1,7 @@
 """``sspcmr prepare``: validate every selected subject, then write the prepared data set.
 
-Order of work, so a failure or an interruption never leaves a half-written data set (see store.py for
-the layout):
+Order of work, so a failure or an interruption never leaves a half-written data set (the layout is
+:mod:`sspcmr.data.store.format`'s):
 
 1. lock the prepared folder (a second run on it stops with a message instead of interfering);
 2. find the subjects and their metadata rows (CSV rows without folders and folders without rows
@@ -23,7 +23,6 @@ and the previous data set stays exactly as it was. The raw folder is only ever r
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -32,11 +31,13 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_write_bytes
 from ..errors import DataError, MachineError
+from ..store.format import MANIFEST_FILE, SUBJECTS_FOLDER, TABLES_FOLDER, version_folder
+from ..store.reader import read_meta
+from ..store.writer import fsync_path, new_generation, write_synced
 from .failures import machine_cause, machine_failures
 from .generations import (
     Previous,
@@ -50,20 +51,7 @@ from .generations import (
 from .lock import FolderLock
 from .pool import worker_pool
 from .sources import CLI_NAMES, RawSubject, find_subjects
-from .store import (
-    FILE_COLUMNS,
-    MANIFEST_FILE,
-    SUBJECT_COLUMNS,
-    SUBJECTS_FOLDER,
-    TABLE_FILES,
-    TABLES_FOLDER,
-    fsync_path,
-    read_meta,
-    slice_rows,
-    subject_row,
-    version_folder,
-)
-from .subject import FORMAT_VERSION, fingerprint, prepare_subject
+from .subject import fingerprint, prepare_subject
 
 KEPT = "the previous prepared data set is unchanged"
 KEPT_NONE = "no prepared data set was written"
@@ -286,31 +274,11 @@ class _Run:
 
     def _tables(self, entries: list[tuple[dict, str]]) -> tuple[dict[str, bytes], dict]:
         report = self.report
-        entries.sort(key=lambda e: (e[0]["dataset"], e[0]["csv_order"], e[0]["subject"]))
-        metas = [meta for meta, _ in entries]
-        subjects = pd.DataFrame([subject_row(meta, folder) for meta, folder in entries],
-                                columns=SUBJECT_COLUMNS + FILE_COLUMNS)
-        slices = pd.concat([slice_rows(i, m) for i, m in enumerate(metas)], ignore_index=True)
-        corrections = [{"dataset": m["dataset"], "SubjectID": m["subject"], "note": note}
-                       for m in metas for note in m.get("notes", [])]
         invalid = [{"subject": e.subject or "", "file": e.file or "", "problem": e.problem} for e in report.invalid]
-        report.corrections = [f"{c['dataset']} {c['SubjectID']}: {c['note']}" for c in corrections]
-        report.subjects, report.slices = len(subjects), len(slices)
-        frames = {
-            "subjects.csv": subjects, "slices.csv": slices,
-            "corrections.csv": pd.DataFrame(corrections, columns=["dataset", "SubjectID", "note"]),
-            "invalid.csv": pd.DataFrame(invalid, columns=["subject", "file", "problem"]),
-        }
-        tables = {name: frames[name].to_csv(index=False).encode() for name in TABLE_FILES}
-        manifest = {
-            "format_version": FORMAT_VERSION, "generation": self.generation,
-            "created": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-            "datasets": sorted(subjects["dataset"].unique().tolist()),
-            "subjects": len(subjects), "slices": len(slices),
-            "tables": {name: {"rows": len(frames[name]), "bytes": len(data), "sha256": _sha256(data)}
-                       for name, data in tables.items()},
-        }
-        return tables, manifest
+        generation = new_generation(entries, invalid, self.generation)
+        report.corrections = [f"{c['dataset']} {c['SubjectID']}: {c['note']}" for c in generation.corrections]
+        report.subjects, report.slices = generation.manifest["subjects"], generation.manifest["slices"]
+        return generation.tables, generation.manifest
 
     def _commit(self, staged: list[tuple[RawSubject, dict]], tables: dict[str, bytes], manifest: dict) -> None:
         """New version folders and table generation beside the current ones, then the switch."""
@@ -329,7 +297,7 @@ class _Run:
         for name, data in tables.items():
             with machine_failures("writing", staged_tables / name, self.kept):
                 staged_tables.mkdir(parents=True, exist_ok=True)
-                atomic_write_bytes(staged_tables / name, lambda tmp, d=data: _write_synced(tmp, d))
+                atomic_write_bytes(staged_tables / name, lambda tmp, d=data: write_synced(tmp, d))
         with machine_failures("writing", folder, self.kept, exact=True):
             self._makedirs(folder.parent)
             os.rename(staged_tables, folder)
@@ -337,7 +305,7 @@ class _Run:
             fsync_path(folder.parent, directory=True)
         with machine_failures("writing", out / MANIFEST_FILE, self.kept):
             text = json.dumps(manifest, indent=1).encode()
-            atomic_write_bytes(out / MANIFEST_FILE, lambda tmp: _write_synced(tmp, text))
+            atomic_write_bytes(out / MANIFEST_FILE, lambda tmp: write_synced(tmp, text))
         self.created = []  # switched: everything new is part of the data set now
         try:
             fsync_path(out, directory=True)
@@ -357,31 +325,8 @@ class _Run:
 
 # ----------------------------------------------------------------------------------------------- helpers
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    """Write ``data``, readable as any new file (temporary files start private), and flush it to disk."""
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fchmod(handle.fileno(), 0o666 & ~_umask())
-        os.fsync(handle.fileno())
-
-
-def _umask() -> int:
-    try:
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
-    except (OSError, StopIteration, ValueError):
-        return 0o022
-
-
 def _inside(path: Path, folder: Path) -> bool:
     try:
         return path.resolve().is_relative_to(folder.resolve())
     except OSError:
         return False
-
-

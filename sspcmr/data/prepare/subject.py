@@ -1,28 +1,23 @@
-"""Preparing one subject: read and check its files, find ED/ES, crop, reorient, compute statistics,
-and write its arrays and metadata into a (staging) folder.
-
-The folder is complete only once ``meta.json`` is in it (written last, with the sizes and sha256 of
-both arrays): ``sspcmr prepare`` writes into a hidden staging folder and renames the finished folder
-into place, so an interrupted write is never taken for a prepared subject."""
+"""Preparing one subject: read and check its files, find ED/ES, bring the stack onto the prepared grid and
+compute its statistics (:mod:`sspcmr.data.preprocessing`, shared with inference), and write its arrays and
+metadata into a (staging) folder (:mod:`sspcmr.data.store.writer`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from ..preprocessing import IntensityStatistics, PreparedGrid, intensity_statistics, spacing_of
+from ..store.format import FORMAT_VERSION
+from ..store.writer import StoredArrays, write_arrays, write_meta
 from .circle import smallest_enclosing_circle
 from .frames import check_csv_frames, check_labels, frame_by_match, frames_from_labels
 from .nifti import load_nifti, read_header_geometry
-from .orientation import apply_reorientation, border_box, choose_reorientation, crop_affine, spacing_of
 from .sources import RawSubject
-
-FORMAT_VERSION = 2  # bump when the prepared arrays, metadata or the store layout change meaning
-IMAGE_FILE, LABELS_FILE, META_FILE = "image.npy", "labels.npy", "meta.json"
 
 
 def fingerprint(subject: RawSubject) -> str:
@@ -34,17 +29,6 @@ def fingerprint(subject: RawSubject) -> str:
         stat = path.stat() if path.exists() else None
         digest.update(f"{role}:{path.name}:{stat.st_size if stat else -1}:{stat.st_mtime_ns if stat else -1}".encode())
     return digest.hexdigest()
-
-
-def _storage_dtype(array: np.ndarray) -> np.dtype:
-    """int16 where the values are integers in its range (real M&Ms data), float32 otherwise."""
-    lo, hi = float(array.min()), float(array.max())
-    integral = array.dtype.kind in "iu" or np.array_equal(array, np.round(array))
-    if integral and -32768 <= lo and hi <= 32767:
-        return np.dtype(np.int16)
-    if integral and array.dtype.kind in "iu" and -2**31 <= lo and hi < 2**31:
-        return np.dtype(np.int32)
-    return np.dtype(np.float32)
 
 
 def load_subject(subject: RawSubject) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int, list[str]]:
@@ -96,34 +80,41 @@ def prepare_subject(subject: RawSubject, folder: Path) -> dict:
     [ED, ES]. ``meta.json`` holds geometry, frames, statistics and the metadata row.
     """
     cine, labels, affine, ed, es, notes = load_subject(subject)
-    box = border_box(cine)
-    cine, labels = cine[box[0], box[1]], labels[box[0], box[1]]
-    affine = crop_affine(affine, box)
-    ops = choose_reorientation(affine)
-    cine, new_affine = apply_reorientation(cine, affine, ops)
-    labels, _ = apply_reorientation(labels, None, ops)
-
-    # Statistics over the whole 4D cine after subtracting its minimum (reference: unbiased std).
-    values = cine.astype(np.float64)
-    minimum = float(values.min())
-    shifted_mean = float(values.mean()) - minimum
-    std = float(values.std(ddof=1))
-    if not std > 0:
+    grid = PreparedGrid.of(cine, affine)
+    cine, new_affine = grid.apply(cine, affine)
+    labels, _ = grid.apply(labels)
+    statistics = intensity_statistics(cine)  # over the whole 4D cine after subtracting its minimum
+    if not statistics.std > 0:
         raise DataError("cine is constant (zero standard deviation)", subject.name, subject.files["cine"])
     foreground = np.argwhere(labels.any(axis=(2, 3)))
     if foreground.size == 0:
         raise DataError("labels are empty in both ED and ES", subject.name, subject.files.get("labels",
                                                                                        subject.files.get("ed_gt")))
     centre, radius = smallest_enclosing_circle(foreground.astype(np.float64))
-
-    folder.mkdir(parents=True)
-    dtype = _storage_dtype(cine)
-    image_sha256 = _write(folder / IMAGE_FILE, lambda path: np.save(
-        path, np.ascontiguousarray(np.transpose(cine, (3, 2, 0, 1))).astype(dtype, copy=False)))
-    labels_sha256 = _write(folder / LABELS_FILE, lambda path: np.save(
-        path, np.ascontiguousarray(np.transpose(labels, (3, 2, 0, 1)))))
+    arrays = write_arrays(folder, cine, labels)
     height, width, n_slices, n_frames = cine.shape
     meta = {
+        **_identity(subject),
+        "n_frames": int(n_frames), "n_slices": int(n_slices), "height": int(height), "width": int(width),
+        "ed": int(ed), "es": int(es),
+        "spacing": list(spacing_of(new_affine)),
+        "affine": new_affine.tolist(),
+        "dtype": arrays.dtype,
+        **_statistics(statistics),
+        "gt_center": centre.tolist(), "gt_size": 2.0 * radius,
+        **grid.as_meta(),
+        "notes": notes,
+        "sources": {role: str(path) for role, path in sorted(subject.files.items())},
+        "long_axis": _long_axis_geometry(subject),
+        **_hashes(arrays),
+    }
+    write_meta(folder, meta)
+    return meta
+
+
+def _identity(subject: RawSubject) -> dict:
+    """The metadata that names the subject: format, fingerprint, data set, ID and its metadata row."""
+    return {
         "format_version": FORMAT_VERSION,
         "fingerprint": fingerprint(subject),
         "dataset": subject.dataset,
@@ -133,41 +124,15 @@ def prepare_subject(subject: RawSubject, folder: Path) -> dict:
         "pathology": str(subject.row.get("Pathology", "")),
         "csv_order": subject.csv_order,
         "row": subject.row,
-        "n_frames": int(n_frames), "n_slices": int(n_slices), "height": int(height), "width": int(width),
-        "ed": int(ed), "es": int(es),
-        "spacing": list(spacing_of(new_affine)),
-        "affine": new_affine.tolist(),
-        "dtype": str(dtype),
-        "min": minimum, "mean": shifted_mean, "std": std, "max": float(values.max()) - minimum,
-        "gt_center": centre.tolist(), "gt_size": 2.0 * radius,
-        "crop": [[box[0].start, box[0].stop], [box[1].start, box[1].stop]],
-        "reorientation": ops.as_dict(),
-        "notes": notes,
-        "sources": {role: str(path) for role, path in sorted(subject.files.items())},
-        "long_axis": _long_axis_geometry(subject),
-        "image_sha256": image_sha256, "labels_sha256": labels_sha256,
     }
-    _write(folder / META_FILE, lambda path: path.write_text(json.dumps(meta, indent=1)))
-    return meta
 
 
-def _write(path: Path, write) -> str:
-    """``write(path)``, flushed to disk; returns the file's sha256. An ``OSError`` names ``path``."""
-    try:
-        write(path)
-        digest = hashlib.sha256()
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            while block := os.read(fd, 1 << 20):
-                digest.update(block)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as error:
-        if error.filename is None:  # a failed write() names no file; the message must
-            error.filename = str(path)
-        raise
-    return digest.hexdigest()
+def _statistics(statistics: IntensityStatistics) -> dict:
+    return {"min": statistics.minimum, "mean": statistics.mean, "std": statistics.std, "max": statistics.max}
+
+
+def _hashes(arrays: StoredArrays) -> dict:
+    return {"image_sha256": arrays.image_sha256, "labels_sha256": arrays.labels_sha256}
 
 
 def _long_axis_geometry(subject: RawSubject) -> dict:

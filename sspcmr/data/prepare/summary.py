@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..store import PreparedDataset
 from .run import PrepareReport
-from .store import PreparedDataset
 
 
 def format_prepare_report(report: PrepareReport, out: str | Path, seconds: float) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sspcmr.data.prepare import prepare_dataset
-from sspcmr.data.synthetic import generate_dataset
+from sspcmr.phantom import generate_dataset
 
 from .helpers import copy_raw, hash_tree
 

@@ -12,7 +12,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from sspcmr.cli import main
+from sspcmr.commands.main import main
 
 from .helpers import (
     MNMS2_CSV,

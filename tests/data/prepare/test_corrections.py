@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sspcmr.cli import main
+from sspcmr.commands.main import main
 from sspcmr.data.prepare import prepare_dataset
 
 from .helpers import copy_raw, csv_ids, read_csv_rows, read_table, set_csv_value, truth

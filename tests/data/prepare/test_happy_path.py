@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sspcmr.data.prepare import PreparedDataset, prepare_dataset
+from sspcmr.data.prepare import prepare_dataset
+from sspcmr.data.store import PreparedDataset
 
 from .helpers import (
     brute_force_pixel_circle,

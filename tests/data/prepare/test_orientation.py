@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from sspcmr.data.prepare import PreparedDataset
+from sspcmr.data.store import PreparedDataset
 
 from .helpers import check_subject_arrays, csv_ids, truth
 

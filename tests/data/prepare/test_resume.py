@@ -13,7 +13,8 @@ import pytest
 
 import sspcmr.data.prepare.run as run_module
 from sspcmr.data.errors import DataError
-from sspcmr.data.prepare import PreparedDataset, prepare_dataset
+from sspcmr.data.prepare import prepare_dataset
+from sspcmr.data.store import PreparedDataset
 
 from .helpers import copy_raw, csv_ids, hash_tree, raw_files, read_table, set_csv_value, table_path
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import yaml
 
-from sspcmr.cli import main
-from sspcmr.data.prepare import PreparedDataset, prepare_dataset
+from sspcmr.commands.main import main
+from sspcmr.data.prepare import prepare_dataset
 from sspcmr.data.splits import default_split, read_split, vendor_subset
+from sspcmr.data.store import PreparedDataset
 
 from .helpers import copy_raw, csv_ids, read_csv_rows, write_csv_rows
 

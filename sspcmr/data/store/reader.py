@@ -1,27 +1,11 @@
-"""The prepared data set on disk, and reading it back with memory maps.
-
-Layout of a prepared folder (format 2)::
-
-    manifest.json                      the single pointer: format version, current generation, counts,
-                                       size and sha256 of each of its tables
-    tables/<generation>/subjects.csv   one row per subject (metadata, frames, geometry, statistics, and
-                                       ``folder``: its version folder, relative to the prepared folder)
-    tables/<generation>/slices.csv     one row per (subject, slice, frame): the slice index table
-    tables/<generation>/invalid.csv    subjects left out by --skip-invalid, with the problem
-    tables/<generation>/corrections.csv  metadata values corrected from the data (e.g. M&Ms ED/ES)
-    subjects/<dataset>/<ID>/<version>/ image.npy (T, Z, H, W), labels.npy (2, Z, H, W) [ED, ES], meta.json
-    .lock                              present while ``sspcmr prepare`` runs (see lock.py)
-
-Nothing a manifest names is ever changed: a run writes new version folders for the subjects it
-prepares and a new table generation, then replaces ``manifest.json`` atomically (the one switch from
-the previous state to the new one), and only then deletes what the new manifest no longer names. So
-a reader sees the previous data set or the new one, never a mix, whenever a run fails or is killed.
+"""Reading the prepared data set (layout in :mod:`.format`) back, with memory maps.
 
 :class:`PreparedDataset` cross-checks what it opens (manifest against tables, slices against
 subjects, array headers and file sizes against the tables) and names the file at fault otherwise.
 Arrays are opened with ``np.load(mmap_mode="r")``: a 2D slice read touches only its own pages, no
 gzip is decoded during training, and many data-loader workers (and DDP ranks) share the page cache
-instead of each holding the data set in memory.
+instead of each holding the data set in memory. The same checks tell ``sspcmr prepare`` which
+prepared subjects it can reuse.
 """
 
 from __future__ import annotations
@@ -29,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -38,23 +20,23 @@ import pandas as pd
 from numpy.lib import format as npy_format
 
 from ..errors import DataError, MachineError, is_machine_failure
-from .subject import FORMAT_VERSION, IMAGE_FILE, LABELS_FILE, META_FILE
-
-MANIFEST_FILE = "manifest.json"
-TABLES_FOLDER = "tables"
-SUBJECTS_FOLDER = "subjects"
-TABLE_FILES = ("subjects.csv", "slices.csv", "corrections.csv", "invalid.csv")
-REPAIR = "run `sspcmr prepare` again on the same raw folder to repair it"
-SUBJECT_COLUMNS = ["dataset", "SubjectID", "Vendor", "VendorName", "Pathology", "ED", "ES", "n_frames", "n_slices",
-                   "height", "width", "spacing_0", "spacing_1", "spacing_2", "min", "mean", "std", "max",
-                   "gt_center_0", "gt_center_1", "gt_size", "csv_order"]
-# Where each subject's arrays are and what they hold (subjects.csv only; not part of PreparedDataset.subjects).
-FILE_COLUMNS = ["folder", "fingerprint", "image_sha256", "labels_sha256"]
-SLICE_COLUMNS = ["subject_index", "dataset", "subject", "vendor", "pathology", "slice", "n_slices", "position",
-                 "frame", "frame_from_ed", "n_frames", "is_ed", "is_es", "labelled", "label_index"]
-TABLE_DTYPES = {"subjects.csv": {"SubjectID": str, **{c: str for c in FILE_COLUMNS}},
-                "slices.csv": {"subject": str}, "corrections.csv": str, "invalid.csv": str}
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+from .format import (
+    FILE_COLUMNS,
+    FORMAT_VERSION,
+    IMAGE_FILE,
+    LABELS_FILE,
+    MANIFEST_FILE,
+    META_FILE,
+    NAME,
+    REPAIR,
+    SLICE_COLUMNS,
+    SUBJECT_COLUMNS,
+    TABLE_DTYPES,
+    TABLE_FILES,
+    TABLES_FOLDER,
+    table_path,
+    version_folder,
+)
 
 
 def read_meta(folder: Path) -> dict | None:
@@ -68,37 +50,6 @@ def read_meta(folder: Path) -> dict | None:
     except ValueError:
         return None
     return meta if isinstance(meta, dict) else None
-
-
-def subject_row(meta: dict, folder: str) -> dict:
-    """The subjects.csv row of a prepared subject whose version folder is ``folder`` (relative to the store)."""
-    spacing, centre = meta["spacing"], meta["gt_center"]
-    return {
-        "dataset": meta["dataset"], "SubjectID": meta["subject"], "Vendor": meta["vendor"],
-        "VendorName": meta["vendor_name"], "Pathology": meta["pathology"], "ED": meta["ed"], "ES": meta["es"],
-        "n_frames": meta["n_frames"], "n_slices": meta["n_slices"], "height": meta["height"], "width": meta["width"],
-        "spacing_0": spacing[0], "spacing_1": spacing[1], "spacing_2": spacing[2], "min": meta["min"],
-        "mean": meta["mean"], "std": meta["std"], "max": meta["max"], "gt_center_0": centre[0],
-        "gt_center_1": centre[1], "gt_size": meta["gt_size"], "csv_order": meta["csv_order"],
-        "folder": folder, "fingerprint": meta["fingerprint"], "image_sha256": meta["image_sha256"],
-        "labels_sha256": meta["labels_sha256"],
-    }
-
-
-def slice_rows(index: int, meta: dict) -> pd.DataFrame:
-    """The index rows of one subject: every (slice, frame), slice-major."""
-    n_slices, n_frames, ed, es = meta["n_slices"], meta["n_frames"], meta["ed"], meta["es"]
-    slices = np.repeat(np.arange(n_slices), n_frames)
-    frames = np.tile(np.arange(n_frames), n_slices)
-    label_index = np.where(frames == ed, 0, np.where(frames == es, 1, -1))
-    return pd.DataFrame({
-        "subject_index": index, "dataset": meta["dataset"], "subject": meta["subject"], "vendor": meta["vendor"],
-        "pathology": meta["pathology"], "slice": slices, "n_slices": n_slices,
-        # Reference PCL position: slice / number of slices (base 0); the acquired stack, not the heart extent.
-        "position": slices / n_slices, "frame": frames, "frame_from_ed": (frames - ed) % n_frames,
-        "n_frames": n_frames, "is_ed": frames == ed, "is_es": frames == es, "labelled": label_index >= 0,
-        "label_index": label_index,
-    })
 
 
 # ----------------------------------------------------------------------------------------------- checks
@@ -175,14 +126,6 @@ def content_problem(folder: Path, meta: dict) -> tuple[Path, str] | None:
     return None
 
 
-def version_folder(root: Path, relative: str) -> Path | None:
-    """``root / relative`` when ``relative`` is a well-formed ``subjects/<dataset>/<ID>/<version>``; else None."""
-    parts = str(relative).split("/")
-    if len(parts) != 4 or parts[0] != SUBJECTS_FOLDER or not all(_NAME.fullmatch(p) for p in parts[1:]):
-        return None
-    return root.joinpath(*parts)
-
-
 # ----------------------------------------------------------------------------------------------- reading
 
 def read_manifest(root: Path) -> dict:
@@ -210,15 +153,10 @@ def read_manifest(root: Path) -> dict:
         raise DataError(f"prepared with format {version}, this sspcmr reads {FORMAT_VERSION}; "
                         "run `sspcmr prepare` again", file=path)
     generation, tables = info.get("generation"), info.get("tables")
-    if not isinstance(generation, str) or not _NAME.fullmatch(generation) or not isinstance(tables, dict) \
+    if not isinstance(generation, str) or not NAME.fullmatch(generation) or not isinstance(tables, dict) \
             or any(not isinstance(tables.get(name), dict) for name in TABLE_FILES):
         raise DataError(f"the manifest lacks its generation or table entries; {REPAIR}", file=path)
     return info
-
-
-def table_path(root: Path, manifest: dict, name: str) -> Path:
-    """Where the current generation's table ``name`` (e.g. ``"slices.csv"``) is."""
-    return root / TABLES_FOLDER / manifest["generation"] / name
 
 
 def read_table(root: Path, manifest: dict, name: str) -> tuple[pd.DataFrame, bytes]:
@@ -373,12 +311,3 @@ class PreparedDataset:
         for dataset, rows in self.subjects.groupby("dataset", sort=True):
             frames[dataset] = rows.sort_values("csv_order")[["SubjectID", "Vendor", "Pathology"]].reset_index(drop=True)
         return frames
-
-
-def fsync_path(path: Path, directory: bool = False) -> None:
-    """Flush a file (or a folder's entries) to disk, so a power cut after the switch finds what it names."""
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

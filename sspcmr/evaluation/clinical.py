@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sspcmr.evaluation.metrics import CLASS_NAMES, LabelVolume, as_label_volume, check_spacing
+from sspcmr.evaluation.label_maps import CLASS_NAMES, LabelVolume, as_label_volume, check_pair, check_spacing
 
 __all__ = [
     "INDICES",
@@ -47,7 +47,7 @@ def structure_volumes_ml(labels: LabelVolume, spacing: Sequence[float]) -> dict[
     """Volume of each structure in ml: voxel count times voxel volume (mm³) / 1000.
 
     Args:
-        labels: Label map ``(Z, H, W)`` (see :mod:`sspcmr.evaluation.metrics` for the convention).
+        labels: Label map ``(Z, H, W)`` (see :mod:`sspcmr.evaluation.label_maps` for the convention).
         spacing: Voxel spacing ``(dz, dy, dx)`` in mm.
 
     Returns:
@@ -120,16 +120,7 @@ class PhaseVolumes:
 
     @classmethod
     def from_labels(
-        cls,
-        pred: LabelVolume,
-        gt: LabelVolume,
-        spacing: Sequence[float],
-        *,
-        dataset: str,
-        subject: str,
-        phase: str,
-        vendor: str = "",
-        pathology: str = "",
+        cls, pred: LabelVolume, gt: LabelVolume, spacing: Sequence[float], **identity: str
     ) -> PhaseVolumes:
         """Measure the structure volumes of a predicted and a ground-truth label map.
 
@@ -137,11 +128,9 @@ class PhaseVolumes:
             pred: Predicted label map ``(Z, H, W)``.
             gt: Ground-truth label map of the same shape.
             spacing: Voxel spacing ``(dz, dy, dx)`` in mm.
-            dataset: Dataset name.
-            subject: Subject identifier.
-            phase: ``"ED"`` or ``"ES"``.
-            vendor: Vendor code.
-            pathology: Pathology code.
+            **identity: The volume's identity fields of this class, by keyword: ``dataset``, ``subject``,
+                ``phase`` and optionally ``vendor`` and ``pathology`` (the same keywords as
+                :func:`sspcmr.evaluation.metrics.evaluate_volume`).
 
         Returns:
             The volumes of this (subject, phase).
@@ -149,13 +138,9 @@ class PhaseVolumes:
         Raises:
             ValueError: On mismatched shapes, bad spacing or an unknown phase.
         """
-        pred_array, gt_array = as_label_volume(pred, "pred"), as_label_volume(gt, "gt")
-        if pred_array.shape != gt_array.shape:
-            raise ValueError(f"pred and gt must have the same shape, got {pred_array.shape} and {gt_array.shape}")
-        return cls(
-            dataset=dataset, subject=subject, phase=phase, vendor=vendor, pathology=pathology,
-            pred_ml=structure_volumes_ml(pred_array, spacing), gt_ml=structure_volumes_ml(gt_array, spacing),
-        )
+        pred_array, gt_array = check_pair(pred, gt)
+        return cls(**identity, pred_ml=structure_volumes_ml(pred_array, spacing),
+                   gt_ml=structure_volumes_ml(gt_array, spacing))
 
 
 def clinical_rows(volumes: Iterable[PhaseVolumes]) -> list[dict[str, object]]:

@@ -1,4 +1,4 @@
-"""Bringing predictions back to the native image grid (the reference code).
+"""Bringing predictions back to the native image grid (docs/reference.md#evaluation-procedure).
 
 Each slice of a volume is resampled to the network's grid (image-centred, no augmentation), run
 through the network, and its head-0 logits are resampled back with the inverse of the same affine

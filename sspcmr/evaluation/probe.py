@@ -65,6 +65,27 @@ def extract(net: UNet, image: Tensor, features: Features) -> Tensor:
                           F.interpolate(stage, size=size, mode="bilinear", align_corners=False) for stage in stages], 1)
 
 
+def _feature_statistics(featurise, images: Tensor, batch_size: int,
+                        cache_bytes: int) -> tuple[Tensor, Tensor, list[Tensor] | None]:
+    """Channel mean and std of the features of ``images`` over slices and pixels, computed in chunks of
+    ``batch_size`` slices (features can be wide), with the chunks' features when they take at most
+    ``cache_bytes`` (else None: recomputed per step)."""
+    total, squares, count, chunks = None, None, 0, []
+    for chunk in images.split(batch_size):
+        feats = featurise(chunk)
+        wide = feats.double()
+        total = wide.sum((0, 2, 3)) if total is None else total + wide.sum((0, 2, 3))
+        squares = wide.square().sum((0, 2, 3)) if squares is None else squares + wide.square().sum((0, 2, 3))
+        count += feats.shape[0] * feats.shape[2] * feats.shape[3]
+        if chunks is not None:
+            chunks.append(feats)
+            if sum(c.numel() for c in chunks) * 4 > cache_bytes:
+                chunks = None  # too large to keep: recompute per step
+    mean = (total / count).float()
+    std = (squares / count - (total / count).square()).clamp(min=0).sqrt().float().clamp(min=1e-6)
+    return mean, std, chunks
+
+
 def fit_probe(featurise, train_images: Tensor, train_labels: Tensor, val_images: Tensor, val_labels: Tensor,
               steps: int = 300, lr: float = 0.05, batch_size: int = 32, seed: int = 0,
               cache_bytes: int = 2**31) -> dict[str, float]:
@@ -85,20 +106,7 @@ def fit_probe(featurise, train_images: Tensor, train_labels: Tensor, val_images:
     if len(train_images) == 0 or len(val_images) == 0:
         raise ValueError("the probe needs training and validation slices")
     generator = torch.Generator().manual_seed(seed)
-    # Channel statistics over the training slices (in chunks: features can be wide).
-    total, squares, count, chunks = None, None, 0, []
-    for chunk in train_images.split(batch_size):
-        feats = featurise(chunk)
-        wide = feats.double()
-        total = wide.sum((0, 2, 3)) if total is None else total + wide.sum((0, 2, 3))
-        squares = wide.square().sum((0, 2, 3)) if squares is None else squares + wide.square().sum((0, 2, 3))
-        count += feats.shape[0] * feats.shape[2] * feats.shape[3]
-        if chunks is not None:
-            chunks.append(feats)
-            if sum(c.numel() for c in chunks) * 4 > cache_bytes:
-                chunks = None  # too large to keep: recompute per step
-    mean = (total / count).float()
-    std = (squares / count - (total / count).square()).clamp(min=0).sqrt().float().clamp(min=1e-6)
+    mean, std, chunks = _feature_statistics(featurise, train_images, batch_size, cache_bytes)
     cached = None if chunks is None else (torch.cat(chunks) - mean[None, :, None, None]) / std[None, :, None, None]
 
     def standardised(images: Tensor) -> Tensor:
@@ -151,11 +159,11 @@ def load_network(source: str | Path | None, features: Features, channels: Iterab
     return net.eval().requires_grad_(False)
 
 
-def collect(loader, augment) -> tuple[Tensor, Tensor]:
+def collect(loader, resample) -> tuple[Tensor, Tensor]:
     """Images (N, 1, H, W) and labels (N, H, W) of a slice loader, resampled with the evaluation transform."""
     images, labels = [], []
     for batch in loader:
-        out = augment(batch, False)
+        out = resample(batch)
         images.append(out[K.IMAGE])
         labels.append(out[K.LABEL].argmax(1).to(torch.uint8))
     return torch.cat(images), torch.cat(labels)
@@ -174,8 +182,8 @@ def frozen_probe(sources: list[str | None], data, features: Features = "encoder"
         steps, lr, seed: the probe's training (:func:`fit_probe`).
     """
     data.setup("fit")
-    train = collect(data.ordered_dataloader("train"), data.augment)
-    val = collect(data.ordered_dataloader("val"), data.augment)
+    train = collect(data.ordered_dataloader("train"), data.resample)
+    val = collect(data.ordered_dataloader("val"), data.resample)
     results = []
     for source in sources:
         net = load_network(source, features, channels, seed)

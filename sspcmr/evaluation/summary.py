@@ -1,7 +1,8 @@
 """Summary tables of per-volume metrics and clinical errors, and Dice against slice position.
 
-Statistics are taken **across volumes** as in the reference (8.2): mean, standard deviation (pandas,
-``ddof=1``), median, skew, kurtosis and the quantiles :data:`QUANTILES` (pandas' linear interpolation).
+Statistics are taken **across volumes** as in the reference (docs/reference.md#evaluation-dice): mean, standard
+deviation (pandas, ``ddof=1``), median, skew, kurtosis and the quantiles :data:`QUANTILES` (pandas' linear
+interpolation).
 
 Missing surface distances (NaN, a structure present in exactly one of prediction and ground truth, see
 :mod:`sspcmr.evaluation.metrics`) are always counted in ``n_missing``. By default the statistics exclude them;
@@ -18,8 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sspcmr.evaluation.charts import Line, line_chart
 from sspcmr.evaluation.clinical import INDICES
-from sspcmr.evaluation.metrics import CLASS_NAMES, VolumeMetrics
+from sspcmr.evaluation.label_maps import CLASS_NAMES
+from sspcmr.evaluation.metrics import VolumeMetrics
 
 __all__ = [
     "GROUPINGS",
@@ -90,7 +93,7 @@ def volume_summary(
             group.
         missing_penalty: What the statistics do with missing surface distances: None excludes them,
             ``"diagonal"`` uses the volume's ``diagonal_mm``, a float uses that value. ``n_missing`` always
-            counts them. Dice is never missing (empty rules of reference 8.2).
+            counts them. Dice is never missing (empty rules of docs/reference.md#evaluation-dice).
 
     Returns:
         One row per (group, metric): the group columns, ``metric``, ``n`` (volumes), ``n_missing``, ``mean``,
@@ -226,55 +229,23 @@ def dice_by_slice_position(rows: pd.DataFrame | Iterable[Mapping[str, object]], 
     return pd.DataFrame(out, columns=columns)
 
 
-_COLOURS = {"LV": (214, 39, 40), "MYO": (44, 160, 44), "RV": (31, 119, 180)}
+_COLOURS = {"LV": "tab:red", "MYO": "tab:green", "RV": "tab:blue"}
 
 
 def plot_dice_by_position(table: pd.DataFrame, path: str | Path, title: str = "Dice by slice position") -> Path:
-    """Draw mean Dice per class against slice position (bins inside [0, 1]) and save it as a PNG.
-
-    Uses Pillow (installed with torchvision) rather than matplotlib, which is not a dependency of sspcmr.
+    """Draw mean Dice per class against slice position (bins inside [0, 1]) and save it as a 640 x 420 PNG.
 
     Args:
         table: Output of :func:`dice_by_slice_position`.
-        path: PNG file to write (parent folders are created).
+        path: PNG file to write atomically (parent folders are created).
         title: Title drawn above the plot.
 
     Returns:
         The written path.
     """
-    from PIL import Image, ImageDraw  # local: only this function needs Pillow
-
-    width, height, margin = 640, 420, 60
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    x0, y0, x1, y1 = margin, 40, width - 130, height - margin
-
-    def to_pixel(x: float, y: float) -> tuple[float, float]:
-        return x0 + x * (x1 - x0), y1 - y * (y1 - y0)
-
-    draw.rectangle((x0, y0, x1, y1), outline="black")
-    for tick in np.linspace(0.0, 1.0, 6):
-        px, py = to_pixel(float(tick), float(tick))
-        draw.line((px, y1, px, y1 + 5), fill="black")
-        draw.text((px - 8, y1 + 8), f"{tick:.1f}", fill="black")
-        draw.line((x0 - 5, py, x0, py), fill="black")
-        draw.line((x0 + 1, py, x1 - 1, py), fill=(225, 225, 225))
-        draw.text((x0 - 30, py - 6), f"{tick:.1f}", fill="black")
-    draw.text((x0, 12), title, fill="black")
-    draw.text(((x0 + x1) / 2 - 90, y1 + 28), "relative position (0 = base, 1 = apex)", fill="black")
-    draw.text((8, y0 - 20), "Dice", fill="black")
-    inner = table[table["center"].notna()].sort_values("center")  # bins inside [0, 1] only
-    for k, (name, colour) in enumerate(_COLOURS.items()):
-        points = [to_pixel(float(c), float(v)) for c, v in zip(inner["center"], inner[f"dice_{name}_mean"],
-                                                                    strict=True) if np.isfinite(v)]
-        if len(points) > 1:
-            draw.line(points, fill=colour, width=2)
-        for px, py in points:
-            draw.ellipse((px - 3, py - 3, px + 3, py + 3), fill=colour)
-        ly = y0 + 10 + 18 * k
-        draw.line((x1 + 15, ly + 6, x1 + 40, ly + 6), fill=colour, width=3)
-        draw.text((x1 + 46, ly), name, fill="black")
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    image.save(target, format="PNG")
-    return target
+    inner = table[table["center"].notna()]  # bins inside [0, 1] only
+    lines = [Line(name, inner["center"].tolist(), inner[f"dice_{name}_mean"].tolist(), colour=colour)
+             for name, colour in _COLOURS.items()]
+    return line_chart(lines, path, title=title, x_label="relative position (0 = base, 1 = apex)", y_label="Dice",
+                      size=(640, 420), x_ticks=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0], x_range=(0.0, 1.0),
+                      y_range=(0.0, 1.0))

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 import torch.distributed as dist
+from lightly.utils.dist import world_size
 
 from sspcmr.data import keys as K
 from sspcmr.data.atomic import atomic_write_bytes
@@ -54,7 +55,7 @@ class VolumeEvaluator:
     def gather(self, strategy=None) -> dict[str, list]:
         """All ranks' rows on every rank (``all_gather_object``); raises if a volume was scored twice."""
         local = {"volumes": self.volumes, "phases": self.phases, "slices": self.slices}
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if world_size() > 1:
             parts: list = [None] * dist.get_world_size()
             dist.all_gather_object(parts, local)
             local = {key: [row for part in parts for row in part[key]] for key in local}

@@ -1,7 +1,7 @@
 """``NiftiPredictionWriter``: the predictions of ``Segmentation.predict_step`` as M&Ms-style 4D label files.
 
 Each (subject, phase) volume arrives as its own predict batch with labels on the prepared grid. The writer
-maps them back to the raw cine's grid (:func:`sspcmr.evaluation.predict.to_raw_grid`) and, per subject,
+maps them back to the raw cine's grid (:func:`sspcmr.data.preprocessing.to_raw_grid`) and, per subject,
 writes ``<output_dir>/<ID>_sa_pred.nii.gz``: the raw cine's (X, Y, Z, T) shape, sform and qform, uint8
 labels at the predicted phases' frames (ED and/or ES, from ``meta.json``) and zeros at every other frame.
 A subject's file is written as soon as all the phases of the run (the data module's ``eval_phases``) have
@@ -18,8 +18,9 @@ import nibabel as nib
 import numpy as np
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from sspcmr.data.prepare.store import PreparedDataset
-from sspcmr.evaluation.predict import to_raw_grid, write_labels_like
+from sspcmr.data.preprocessing import to_raw_grid
+from sspcmr.data.store import PreparedDataset
+from sspcmr.inference.nifti import write_labels_like
 
 PRED_SUFFIX = "_sa_pred.nii.gz"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import StudyConfig, override_args
 from .grid import Run
+from .spec import StudyConfig, override_args
 
 __all__ = ["CHECKPOINT", "VALIDATION_RESULTS", "VALIDATION_SPLIT", "checkpoint", "run_arguments", "run_dir"]
 
@@ -70,7 +70,7 @@ def run_arguments(study: StudyConfig, run: Run, command: str) -> list[str]:
             "data.train_phases": list(run.train_phases), "data.eval_phases": list(study.eval_phases),
         })
         if not run.augmentation:
-            forced["data.views"] = "none"
+            forced["model.init_args.augmentation"] = False
     args = [command, "--config", config, *override_args({**overrides, **forced})]
     last = str(checkpoint(study, run.id))
     if command == "test":

@@ -34,135 +34,28 @@ from the working directory, like every other sspcmr config.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from sspcmr.data.splits import VENDOR_GROUPS
+from sspcmr.study.spec import (
+    ALL,
+    MAX_SEED,
+    SCRATCH,
+    TRANSFERS,
+    MethodSpec,
+    RecipeSpec,
+    StudyConfig,
+    StudyConfigError,
+    VariantSpec,
+    flatten_overrides,
+)
 
-SCRATCH = "scratch"
-"""Method key of the U-Net trained from scratch (the paper's baseline)."""
-
-ALL = "all"
-"""Subset size meaning every training subject."""
-
-TRANSFERS = ("encoder", "encoder+decoder")
-MAX_SEED = 2**32 - 1
-"""Seeds go to ``seed_everything`` and NumPy, which take 0 ... 2**32 - 1."""
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_.+-]*$")
-
-
-class StudyConfigError(ValueError):
-    """A study file that cannot be run; the message names the file and the entry."""
-
-
-def flatten_overrides(overrides: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:
-    """Nested or dotted override mappings as one flat ``{"model.init_args.lr": 0.005}`` mapping.
-
-    A mapping under ``class_path`` / ``init_args`` keys is flattened too, so both spellings work.
-    """
-    flat: dict[str, Any] = {}
-    for key, value in (overrides or {}).items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value and "class_path" not in value:
-            flat.update(flatten_overrides(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def override_args(overrides: Mapping[str, Any]) -> list[str]:
-    """``--key value`` pairs for LightningCLI; values as JSON (lists, null, booleans), strings as they are."""
-    args = []
-    for key, value in overrides.items():
-        args += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
-    return args
-
-
-@dataclass(frozen=True)
-class RecipeSpec:
-    """A base config with overrides (the scratch and fine-tuning recipes)."""
-
-    config: str
-    overrides: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """One pretraining method of the study.
-
-    Args:
-        key: short name used in run IDs (``mim``).
-        label: display name in the reports (``MIM``).
-        config: the pretraining config (``configs/pretrain/mim.yaml``).
-        transfer: what fine-tuning takes from it: ``encoder`` or ``encoder+decoder``.
-        overrides: pretraining overrides.
-        finetune_overrides: extra fine-tuning overrides for this method's fine-tunings only.
-        pretraining: fine-tune from another method's pretraining (its key) instead of pretraining again, e.g.
-            the same MIM transferred encoder-only; ``config`` and ``overrides`` then stay empty.
-    """
-
-    key: str
-    label: str
-    config: str
-    transfer: str = "encoder"
-    overrides: dict[str, Any] = field(default_factory=dict)
-    finetune_overrides: dict[str, Any] = field(default_factory=dict)
-    pretraining: str | None = None
-
-    @property
-    def source(self) -> str:
-        """The method key whose pretraining run this method fine-tunes from."""
-        return self.pretraining or self.key
-
-
-@dataclass(frozen=True)
-class VariantSpec:
-    """A set of fine-tuning and scratch runs sharing a data recipe.
-
-    ``default`` is the main grid (Table 1); the generalisation variants change one thing each:
-    ``phase`` trains on some phases (evaluation keeps ``eval_phases``: in- and out-of-domain),
-    ``vendor`` trains on a vendor group (``A_B`` or ``C_D``; test unchanged), ``augmentation``
-    trains without data augmentation.
-    """
-
-    name: str
-    kind: str
-    methods: tuple[str, ...]
-    subsets: tuple[str, ...]
-    seeds: tuple[int, ...]
-    train_phases: tuple[str, ...] = ("ED", "ES")
-    vendors: str | None = None
-    augmentation: bool = True
-
-
-@dataclass(frozen=True)
-class StudyConfig:
-    """A parsed study file (see the module docstring)."""
-
-    name: str
-    path: Path
-    output_dir: Path
-    data_dir: str
-    split: str
-    eval_phases: tuple[str, ...]
-    pretrain_seed: int
-    common: dict[str, Any]
-    scratch: RecipeSpec
-    finetune: RecipeSpec
-    methods: dict[str, MethodSpec]
-    variants: tuple[VariantSpec, ...]
-    pretrain_split: str | None = None
-    learning_rates: tuple[float, ...] = ()
-    subset_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def label(self, method: str) -> str:
-        return "Baseline" if method == SCRATCH else self.methods[method].label
 
 
 def _is_int(value: Any) -> bool:
@@ -288,26 +181,60 @@ def _variant(raw: Any, where: str, methods: tuple[str, ...], seeds: tuple[int, .
                        train_phases=phases, vendors=vendors, augmentation=augmentation)
 
 
-def parse_study(raw: Mapping[str, Any], path: str | Path = "<study>") -> StudyConfig:
-    """Validate a study mapping (the YAML's content) into a :class:`StudyConfig`."""
-    path = Path(path)
-    where = str(path)
-    raw = _mapping(raw, where)
-    known = {"name", "output_dir", "data", "seeds", "subsets", "eval_phases", "pretrain_seed", "common", "scratch",
-             "finetune", "methods", "variants", "learning_rates",
-             "subset_overrides"}
-    unknown = set(raw) - known
-    if unknown:
-        raise StudyConfigError(f"{where}: unknown keys {sorted(unknown)}")
-    for key in ("name", "output_dir", "data", "scratch"):
-        if key not in raw:
-            raise StudyConfigError(f"{where}: missing '{key}'")
+_KNOWN = {"name", "output_dir", "data", "seeds", "subsets", "eval_phases", "pretrain_seed", "common", "scratch",
+          "finetune", "methods", "variants", "learning_rates", "subset_overrides"}
+
+
+def _data(raw: Mapping[str, Any], where: str) -> dict:
+    """The ``data`` entry: ``data_dir`` and ``split``, optionally ``pretrain_split``."""
     data = _mapping(raw["data"], f"{where}: data")
     if not {"data_dir", "split"} <= set(data):
         raise StudyConfigError(f"{where}: data needs data_dir (prepared folder) and split (the full split YAML)")
     unknown = set(data) - {"data_dir", "split", "pretrain_split"}
     if unknown:
         raise StudyConfigError(f"{where}: data has unknown keys {sorted(unknown)}")
+    return data
+
+
+def _methods(raw: Mapping[str, Any], where: str) -> dict[str, MethodSpec]:
+    """The pretraining methods; one fine-tuning another's pretraining must name a method that pretrains."""
+    methods = {key: _method(key, spec, f"{where}: methods.{key}")
+               for key, spec in _mapping(raw.get("methods"), f"{where}: methods").items()}
+    for key, spec in methods.items():
+        source = methods.get(spec.pretraining) if spec.pretraining else spec
+        if source is None or source.pretraining:
+            raise StudyConfigError(f"{where}: methods.{key}.pretraining must name a method of the study that "
+                                   f"pretrains itself; got {spec.pretraining!r}")
+    if methods and "finetune" not in raw:
+        raise StudyConfigError(f"{where}: pretraining methods need a 'finetune' recipe")
+    return methods
+
+
+def _variants(raw: Mapping[str, Any], where: str, default: VariantSpec) -> tuple[VariantSpec, ...]:
+    """The default grid followed by the file's generalisation variants, with unique names."""
+    variants_raw = raw.get("variants") or []
+    if not isinstance(variants_raw, list):
+        raise StudyConfigError(f"{where}: variants must be a list")
+    variants = [default] + [_variant(v, f"{where}: variants[{i}]", default.methods, default.seeds)
+                            for i, v in enumerate(variants_raw)]
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        raise StudyConfigError(f"{where}: repeated variant names {names}")
+    return tuple(variants)
+
+
+def parse_study(raw: Mapping[str, Any], path: str | Path = "<study>") -> StudyConfig:
+    """Validate a study mapping (the YAML's content) into a :class:`StudyConfig`."""
+    path = Path(path)
+    where = str(path)
+    raw = _mapping(raw, where)
+    unknown = set(raw) - _KNOWN
+    if unknown:
+        raise StudyConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    for key in ("name", "output_dir", "data", "scratch"):
+        if key not in raw:
+            raise StudyConfigError(f"{where}: missing '{key}'")
+    data = _data(raw, where)
     learning_rates = _learning_rates(raw.get("learning_rates"), f"{where}: learning_rates")
     subset_overrides = {
         _subset(size, f"{where}: subset_overrides"): flatten_overrides(_mapping(value, f"{where}: subset_overrides"))
@@ -318,24 +245,9 @@ def parse_study(raw: Mapping[str, Any], path: str | Path = "<study>") -> StudyCo
     eval_phases = raw.get("eval_phases", ["ED", "ES"])
     if not isinstance(eval_phases, list) or not eval_phases or any(p not in ("ED", "ES") for p in eval_phases):
         raise StudyConfigError(f"{where}: eval_phases must be a list of ED / ES; got {eval_phases!r}")
-    methods = {key: _method(key, spec, f"{where}: methods.{key}")
-               for key, spec in _mapping(raw.get("methods"), f"{where}: methods").items()}
-    for key, spec in methods.items():
-        source = methods.get(spec.pretraining) if spec.pretraining else spec
-        if source is None or source.pretraining:
-            raise StudyConfigError(f"{where}: methods.{key}.pretraining must name a method of the study that "
-                                   f"pretrains itself; got {spec.pretraining!r}")
-    if methods and "finetune" not in raw:
-        raise StudyConfigError(f"{where}: pretraining methods need a 'finetune' recipe")
-    keys = (SCRATCH, *methods)
-    default = VariantSpec(name="default", kind="default", methods=keys, subsets=subsets, seeds=seeds)
-    variants_raw = raw.get("variants") or []
-    if not isinstance(variants_raw, list):
-        raise StudyConfigError(f"{where}: variants must be a list")
-    variants = [default] + [_variant(v, f"{where}: variants[{i}]", keys, seeds) for i, v in enumerate(variants_raw)]
-    names = [v.name for v in variants]
-    if len(set(names)) != len(names):
-        raise StudyConfigError(f"{where}: repeated variant names {names}")
+    methods = _methods(raw, where)
+    default = VariantSpec(name="default", kind="default", methods=(SCRATCH, *methods), subsets=subsets, seeds=seeds)
+    variants = _variants(raw, where, default)
     name = str(raw["name"])
     if not _KEY.match(name.lower()):
         raise StudyConfigError(f"{where}: name must be a plain identifier; got {name!r}")
@@ -345,7 +257,7 @@ def parse_study(raw: Mapping[str, Any], path: str | Path = "<study>") -> StudyCo
         common=flatten_overrides(_mapping(raw.get("common"), f"{where}: common")),
         scratch=_recipe(raw["scratch"], f"{where}: scratch"),
         finetune=_recipe(raw["finetune"], f"{where}: finetune") if "finetune" in raw else RecipeSpec(""),
-        methods=methods, variants=tuple(variants),
+        methods=methods, variants=variants,
         pretrain_split=str(data["pretrain_split"]) if data.get("pretrain_split") is not None else None,
         learning_rates=learning_rates, subset_overrides=subset_overrides)
 

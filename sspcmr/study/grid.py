@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import asdict, dataclass
 
-from .config import SCRATCH, StudyConfig
+from .spec import SCRATCH, StudyConfig
 
 
 @dataclass(frozen=True)

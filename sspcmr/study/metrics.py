@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from sspcmr.study.arguments import VALIDATION_RESULTS
-from sspcmr.study.config import SCRATCH
+from sspcmr.study.spec import SCRATCH
 
 __all__ = ["BASELINE", "CLASSES", "DEFAULT_VARIANT", "GROUP_KEYS", "METRICS", "aggregate", "read_results",
            "run_metrics"]

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from sspcmr.data.atomic import atomic_write_bytes
+from sspcmr.evaluation.charts import Line
 from sspcmr.evaluation.summary import dice_by_slice_position
 from sspcmr.study.metrics import (
     CLASSES,
@@ -40,7 +41,7 @@ from sspcmr.study.metrics import (
     run_metrics,
 )
 from sspcmr.study.paired import difference_table, run_volumes
-from sspcmr.study.plots import Line, plot_dice_by_position_per_method, plot_dice_vs_subjects
+from sspcmr.study.plots import plot_dice_by_position_per_method, plot_dice_vs_subjects
 from sspcmr.study.selection import select_learning_rates
 from sspcmr.study.tables import Table, format_cell, markdown, method_order, sorted_rows, study_tables, subset_key
 from sspcmr.study.vendors import vendor_table

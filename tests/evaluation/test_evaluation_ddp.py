@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import lightning as L
 import pandas as pd
+import pytest
 import torch
 
 from sspcmr.data.datamodule import CineDataModule
 from sspcmr.methods import Segmentation
+
+pytestmark = pytest.mark.slow  # multi-process runs: `pytest -m "not slow"` skips them
 
 
 def _test(prepared_tiny, results, devices: int, strategy: str) -> pd.DataFrame:

@@ -11,14 +11,9 @@ from monai.metrics import DiceMetric, compute_average_surface_distance, compute_
 from scipy import ndimage
 from torchmetrics.functional.segmentation import dice_score
 
-from sspcmr.evaluation.metrics import (
-    dice_per_class,
-    evaluate_volume,
-    slice_dice_rows,
-    slice_first,
-    surface_distances,
-    volume_diagonal_mm,
-)
+from sspcmr.evaluation.label_maps import slice_first, volume_diagonal_mm
+from sspcmr.evaluation.metrics import dice_per_class, evaluate_volume, slice_dice_rows
+from sspcmr.evaluation.surface import surface_distances
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
 

@@ -94,7 +94,7 @@ def test_frozen_probe_on_prepared_data(prepared_tiny):
 
 
 def test_probe_command(prepared_tiny, capsys):
-    from sspcmr.cli import main
+    from sspcmr.commands.main import main
 
     prepared, split = prepared_tiny
     code = main(["probe", "random", "--prepared", str(prepared), "--split", str(split), "--subset", "1",

@@ -170,6 +170,11 @@ def test_plot_dice_by_position_writes_png(tmp_path):
     binned = dice_by_slice_position(slice_dice_rows(pred, gt), bins=5)
     path = plot_dice_by_position(binned, tmp_path / "plots" / "dice.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in path.parent.iterdir()] == ["dice.png"]  # written atomically: no temporary file left
     image = np.asarray(Image.open(path).convert("RGB"))
     assert image.shape == (420, 640, 3)
-    assert (np.abs(image.astype(int) - (214, 39, 40)).sum(axis=-1) == 0).sum() > 50  # the LV curve is drawn
+    lv, myo, rv = ((image == colour).all(axis=-1).sum() for colour in ((214, 39, 40), (44, 160, 44), (31, 119, 180)))
+    assert lv > 50 and myo > 50 and rv > 50  # every class curve is drawn (matplotlib's tab:red, green, blue)
+    worse = binned.assign(dice_LV_mean=binned["dice_LV_mean"] / 2)
+    moved = np.asarray(Image.open(plot_dice_by_position(worse, tmp_path / "worse.png")).convert("RGB"))
+    assert (moved != image).any(axis=-1).sum() > 200  # a lower LV curve is drawn elsewhere

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from sspcmr.cli import main
+from sspcmr.commands.main import main
 from sspcmr.data.splits import SplitError, read_split, vendor_codes, write_split
 from sspcmr.study.arguments import VALIDATION_RESULTS, VALIDATION_SPLIT
 from sspcmr.study.config import StudyConfigError, load_study, parse_study

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_rgb
 from PIL import Image
 
+from sspcmr.evaluation.charts import PALETTE, Line
 from sspcmr.study import plots
 from sspcmr.study.report import _position_lines, aggregate, format_cell, run_metrics, write_report
 from sspcmr.study.tables import method_order as _method_order
@@ -53,6 +55,18 @@ def _write_results(folder: Path, d: float, p: float) -> None:
 
 
 LABELS = {"scratch": "Baseline", "mim": "MIM", "simclr": "SimCLR"}
+PALETTE_RGB = [tuple(round(255 * c) for c in to_rgb(colour)) for colour in PALETTE]
+"""The chart colours as 8-bit RGB, as they appear inside the markers of a PNG."""
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return np.asarray(image.convert("RGB"))
+
+
+def _colour_pixels(pixels: np.ndarray, colour: tuple[int, ...]) -> int:
+    return int((pixels == colour).all(axis=2).sum())
 
 
 def _record(root: Path, method: str, subset: str, seed: int, d: float, *, variant: str = "default",
@@ -163,10 +177,10 @@ def test_every_file_is_written(report: tuple[Path, list[Path]]) -> None:
     assert all(p.parent == out for p in paths)
     assert {p.name for p in out.iterdir()} == expected  # no temporary file left behind
     for name in ("dice_vs_subjects.png", "dice_by_position.png"):
-        with Image.open(out / name) as image:
-            assert image.format == "PNG" and image.size == (plots.WIDTH, plots.HEIGHT)
-            colours = {colour for _, colour in image.convert("RGB").getcolors(maxcolors=1 << 20)}
-        assert plots._PALETTE[0] in colours and plots._PALETTE[1] in colours  # two methods drawn at least
+        pixels = _pixels(out / name)
+        assert pixels.shape == (plots.HEIGHT, plots.WIDTH, 3)
+        for colour in PALETTE_RGB[:2]:  # two methods drawn at least: their lines and markers
+            assert _colour_pixels(pixels, colour) > 100
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 14 and runs.loc[0, "dice_mean"] == pytest.approx(0.75)
 
@@ -269,12 +283,26 @@ def test_no_bold_and_no_variant_tables_without_such_runs(tmp_path: Path) -> None
 
 
 def test_plot_handles_single_points_and_missing_values(tmp_path: Path) -> None:
-    line = plots.Line("only", [10.0, 20.0], [0.8, math.nan], [math.nan, 0.1])
+    line = Line("only", [10.0, 20.0], [0.8, math.nan], [math.nan, 0.1])
     path = plots.plot_dice_vs_subjects([line], tmp_path / "one.png", "one point")
-    with Image.open(path) as image:
-        pixels = np.asarray(image.convert("RGB"))
+    pixels = _pixels(path)
     assert pixels.shape == (plots.HEIGHT, plots.WIDTH, 3)
-    assert (pixels == plots._PALETTE[0]).all(axis=2).any()
+    assert _colour_pixels(pixels, PALETTE_RGB[0]) > 20  # the single marker (and its legend entry)
+    assert _colour_pixels(pixels, PALETTE_RGB[1]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["one.png"]  # written atomically: no temporary file left
+
+
+def test_plot_changes_with_its_input(tmp_path: Path) -> None:
+    """Not a blank canvas: another Dice value moves the drawing, a second method adds its colour."""
+    first = Line("MIM", [2.0, 10.0], [0.7, 0.8], [0.01, 0.02])
+    second = Line("MIM", [2.0, 10.0], [0.7, 0.6], [0.01, 0.02])
+    one = _pixels(plots.plot_dice_vs_subjects([first], tmp_path / "one.png", "t"))
+    other = _pixels(plots.plot_dice_vs_subjects([second], tmp_path / "other.png", "t"))
+    two = _pixels(plots.plot_dice_vs_subjects([first, Line("SimCLR", [2.0, 10.0], [0.75, 0.7])],
+                                              tmp_path / "two.png", "t"))
+    assert (one != 255).any(axis=2).mean() > 0.02  # axes, text and data, not a blank canvas
+    assert (one != other).any(axis=2).sum() > 500
+    assert _colour_pixels(one, PALETTE_RGB[1]) == 0 and _colour_pixels(two, PALETTE_RGB[1]) > 100
 
 
 def test_per_vendor_table_golden_values(report: tuple[Path, list[Path]]) -> None:

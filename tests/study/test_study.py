@@ -17,10 +17,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from sspcmr.cli import main
+from sspcmr.commands.main import main
 from sspcmr.study.config import StudyConfigError, load_study, parse_study
 from sspcmr.study.grid import find_run, study_runs
 from sspcmr.study.runner import StudyError, StudyRunner
+
+pytestmark = pytest.mark.slow  # multi-process runs: `pytest -m "not slow"` skips them
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -108,8 +110,8 @@ def test_every_run_has_its_folder_and_every_report_file_is_written(finished_stud
 
 
 def test_runs_train_on_what_their_split_and_record_say(finished_study, prepared_tiny) -> None:
-    from sspcmr.data.prepare import PreparedDataset
     from sspcmr.data.splits import labelled_subset, read_split
+    from sspcmr.data.store import PreparedDataset
 
     _, runner = finished_study
     full = read_split(prepared_tiny[1])
@@ -130,13 +132,13 @@ def test_runs_train_on_what_their_split_and_record_say(finished_study, prepared_
                                           strict=True)}
     assert {vendor[(d, s)] for d, ids in vendor_split.train.items() for s in ids} <= {"A", "B"}
     assert vendor_split.test == full.test
-    # ED-only: half the labelled images of the same subjects; no augmentation: views none.
+    # ED-only: half the labelled images of the same subjects; no augmentation: the resampling alone.
     slices = {rid: json.loads((runner.run_dir(by_id[rid]) / "run.json").read_text())["labelled_slices"]
               for rid in ("scratch-nall-s0", "scratch-ed-only-nall-s0")}
     assert 2 * slices["scratch-ed-only-nall-s0"] == slices["scratch-nall-s0"]
     config = yaml.safe_load((runner.run_dir(by_id["mim-no-augmentation-nall-s0"]) / "logs/fit/config.yaml")
                             .read_text())
-    assert config["data"]["views"] == "none"
+    assert config["model"]["init_args"]["augmentation"] is False
     assert config["model"]["init_args"]["init_from"] == str(runner.checkpoint(by_id["pretrain-mim"]))
     assert config["model"]["init_args"]["transfer"] == "encoder+decoder"
 
@@ -216,7 +218,7 @@ def test_killed_study_resumes_and_list_run_report_match_a_single_call(prepared_t
     runner = StudyRunner(load_study(path))
     first, second = runner.runs[:2]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "sspcmr.cli", "study", "--config", str(path)],
+    process = subprocess.Popen([sys.executable, "-m", "sspcmr", "study", "--config", str(path)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     try:
         deadline = time.time() + 300
@@ -291,8 +293,8 @@ def test_overrides_may_be_nested_or_dotted() -> None:
 
 
 def test_a_subset_of_a_vendor_group_is_drawn_from_that_group(prepared_tiny, tmp_path) -> None:
-    from sspcmr.data.prepare import PreparedDataset
     from sspcmr.data.splits import labelled_subset, read_split, vendor_subset
+    from sspcmr.data.store import PreparedDataset
 
     path = study_file(tmp_path, prepared_tiny, name="vendor", variants=False)
     content = yaml.safe_load(path.read_text())

@@ -8,12 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from sspcmr.study.config import load_study
 from sspcmr.study.locks import acquire
 from sspcmr.study.runner import StudyRunner
 from tests.study.test_study import study_file
+
+pytestmark = pytest.mark.slow  # multi-process runs: `pytest -m "not slow"` skips them
 
 
 def test_two_processes_share_the_grid_and_run_everything_once(prepared_tiny, tmp_path) -> None:

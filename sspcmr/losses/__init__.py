@@ -1,16 +1,18 @@
-"""Lightning-free loss modules.
+"""Lightning-free loss functions and modules.
 
-``segmentation``: :class:`DiceCELoss`, the reference baseline soft Dice + cross-entropy (the reference code);
+``segmentation``: :class:`DiceCELoss`, the reference baseline soft Dice + cross-entropy (computed by MONAI);
 ``deep_supervision``: :class:`DeepSupervisionLoss`, its 2^−i weighted sum over the U-Net heads;
-``contrastive``: :class:`PositionalContrastiveLoss`, PCL's threshold-positive SupCon loss (the reference code);
-``masking``: :class:`PatchMasker` and :func:`masked_mse`, masked image modelling (the reference code);
-``inpainting``: :class:`MaskBank`, context prediction / restoration corruption (Dominic et al.).
+``contrastive``: :class:`PositionalContrastiveLoss`, PCL's threshold-positive SupCon loss (docs/reference.md#pcl-loss);
+``reconstruction``: :func:`masked_mse` (masked image modelling) and :func:`restoration_loss` (inpainting);
+``heatmap``: :func:`heatmap_loss`, the orientation task's masked heatmap regression.
+DINO and SimCLR use lightly's ``DINOLoss`` and ``NTXentLoss`` directly. The corruptions that the
+reconstruction losses undo are in :mod:`sspcmr.corruptions`.
 """
 
 from sspcmr.losses.contrastive import PositionalContrastiveLoss
 from sspcmr.losses.deep_supervision import DeepSupervisionLoss, deep_supervision_weights
-from sspcmr.losses.inpainting import MaskBank
-from sspcmr.losses.masking import PatchMasker, masked_mse
+from sspcmr.losses.heatmap import heatmap_loss
+from sspcmr.losses.reconstruction import masked_mse, restoration_loss
 from sspcmr.losses.segmentation import DiceCELoss, SegmentationLossOutput
 
 __all__ = [
@@ -19,7 +21,7 @@ __all__ = [
     "DiceCELoss",
     "SegmentationLossOutput",
     "PositionalContrastiveLoss",
-    "PatchMasker",
     "masked_mse",
-    "MaskBank",
+    "restoration_loss",
+    "heatmap_loss",
 ]

@@ -1,4 +1,4 @@
-"""Positional contrastive loss (PCL) of the reference study (the reference code).
+"""Positional contrastive loss (PCL) of the reference study (docs/reference.md#pcl-loss, #optimisation).
 
 PCL is SimCLR's network trained with a supervised-contrastive (SupCon) loss whose "labels" are relative slice
 positions: two samples are positives when their positions are closer than a threshold, whatever their subject,
@@ -34,13 +34,6 @@ __all__ = ["PositionalContrastiveLoss"]
 # than the float32 rounding of differences of values in [0, 1] (~1e-7) makes such pairs consistently negative,
 # as the strict inequality says.
 _BOUNDARY_TOLERANCE = 1e-6
-
-
-def _distributed_world() -> tuple[int, int]:
-    """(rank, world size) of the default process group, (0, 1) when not distributed."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 class PositionalContrastiveLoss(nn.Module):
@@ -107,7 +100,7 @@ class PositionalContrastiveLoss(nn.Module):
         if positions.ndim != 1 or positions.shape[0] != embeddings.shape[0]:
             raise ValueError(f"positions must be (N,) with N = {embeddings.shape[0]} rows of embeddings; "
                              f"got shape {tuple(positions.shape)}")
-        rank, world_size = _distributed_world()
+        rank, world_size = lightly_dist.rank(), lightly_dist.world_size()  # (0, 1) without a process group
         distributed = self.gather_distributed and world_size > 1
         device = embeddings.device
         n = embeddings.shape[0]
@@ -116,14 +109,7 @@ class PositionalContrastiveLoss(nn.Module):
         with torch.autocast(device_type=device.type, enabled=False):
             z = F.normalize(embeddings.float(), dim=1)
             positions = positions.to(device=device, dtype=torch.float32)
-            if distributed:
-                self._check_equal_rows(n, world_size, device)
-                z_all = torch.cat(lightly_dist.gather(z), 0)
-                gathered = [torch.empty_like(positions) for _ in range(world_size)]
-                dist.all_gather(gathered, positions.detach())  # positions carry no gradient
-                positions_all = torch.cat(gathered, 0)
-            else:
-                z_all, positions_all = z, positions
+            z_all, positions_all = self._gather(z, positions, world_size) if distributed else (z, positions)
             # Local anchor i sits in row rank·N + i of the gathered matrix.
             columns = torch.arange(n, device=device) + (rank * n if distributed else 0)
             rows = torch.arange(n, device=device)
@@ -142,18 +128,31 @@ class PositionalContrastiveLoss(nn.Module):
             # Anchors without positives contribute exactly 0, but stay in the graph: every rank must run the
             # gather's backward (an all-reduce), or the ranks that do would wait forever.
             local_sum = (anchor_loss * has_positive).sum()
-
-            count = has_positive.sum()
-            if distributed:
-                count = count.detach().clone()
-                dist.all_reduce(count)
-            total = int(count.item())
-            if total == 0:
-                raise ValueError(f"no anchor has a positive (no two positions closer than threshold="
-                                 f"{self.threshold}{', cyclic' if self.cyclic else ''}); the loss is undefined")
+            total = self._count_anchors(has_positive, distributed)
             # DDP averages gradients over ranks, so each rank's loss is scaled by world_size: the mean of the
             # per-rank losses (and gradients) is then the single-process loss over all anchors.
             return local_sum * (world_size if distributed else 1) / total
+
+    @classmethod
+    def _gather(cls, z: Tensor, positions: Tensor, world_size: int) -> tuple[Tensor, Tensor]:
+        """Every rank's embeddings (with gradient: lightly's ``gather``) and positions, in rank order."""
+        cls._check_equal_rows(z.shape[0], world_size, z.device)
+        z_all = torch.cat(lightly_dist.gather(z), 0)
+        gathered = [torch.empty_like(positions) for _ in range(world_size)]
+        dist.all_gather(gathered, positions.detach())  # positions carry no gradient
+        return z_all, torch.cat(gathered, 0)
+
+    def _count_anchors(self, has_positive: Tensor, distributed: bool) -> int:
+        """Anchors with a positive, summed over the ranks when gathering; raises when there is none."""
+        count = has_positive.sum()
+        if distributed:
+            count = count.detach().clone()
+            dist.all_reduce(count)
+        total = int(count.item())
+        if total == 0:
+            raise ValueError(f"no anchor has a positive (no two positions closer than threshold="
+                             f"{self.threshold}{', cyclic' if self.cyclic else ''}); the loss is undefined")
+        return total
 
     @staticmethod
     def _check_equal_rows(n: int, world_size: int, device: torch.device) -> None:

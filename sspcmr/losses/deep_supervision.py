@@ -1,12 +1,13 @@
-"""Deep supervision: a weighted sum of one loss over the U-Net's multi-scale heads (the reference code).
+"""Deep supervision: a weighted sum of one loss over the U-Net's multi-scale heads
+(docs/reference.md#segmentation-loss).
 
-The reference U-Net has 6 segmentation heads, at 256² down to 8² (the reference code). Head i is trained against
+The reference U-Net has 6 segmentation heads, at 256² down to 8² (docs/reference.md#unet). Head i is trained against
 the one-hot labels downsampled with ``F.interpolate(mode="nearest-exact")`` (for 256 → 128 this keeps the
 odd pixel indices) and weighted by w_i = 2^−i / Σ_j 2^−j over *all* heads, so the full-resolution weight is
 ≈ 0.508, not 1. The loss and each logged component are Σ_i w_i · [total_i, CE_i, Dice_i].
 
 The paper calls its setup "nnU-Net-style", but nnU-Net also sets the lowest-resolution head's weight to 0
-before normalising (the reference code); ``weighting="nnunet"`` provides that variant.
+before normalising (docs/reference.md#quirk-not-nnunet); ``weighting="nnunet"`` provides that variant.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def deep_supervision_weights(num_scales: int, weighting: Weighting = "reference"
     Args:
         num_scales: Number of heads n (reference: 6).
         weighting: ``"reference"``: w_i ∝ 2^−i over all heads, i.e. [0.507937, 0.253968, 0.126984, 0.063492,
-            0.031746, 0.015873] for n = 6 (the reference code). ``"nnunet"``: the same with the
-            lowest-resolution weight set to 0 before normalising (nnU-Net's deep supervision).
+            0.031746, 0.015873] for n = 6 (docs/reference.md#segmentation-loss, #reference-numbers). ``"nnunet"``: the
+            same with the lowest-resolution weight set to 0 before normalising (nnU-Net's deep supervision).
 
     Returns:
         (n,) float64 weights.
@@ -77,7 +78,7 @@ class DeepSupervisionLoss(nn.Module):
 
     @staticmethod
     def downsample_target(target: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-        """Resize one-hot targets to a head's spatial size with ``nearest-exact`` (the reference code).
+        """Resize one-hot targets to a head's spatial size with ``nearest-exact`` (docs/reference.md#segmentation-loss).
 
         Args:
             target: (B, C, H, W) one-hot float targets.

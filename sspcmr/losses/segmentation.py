@@ -1,4 +1,4 @@
-"""Soft Dice + cross-entropy loss of the reference segmentation baseline (the reference code).
+"""Soft Dice + cross-entropy loss of the reference segmentation baseline (docs/reference.md#segmentation-loss).
 
 The reference trains every U-Net (scratch baseline and fine-tuning) with, per output scale,
 
@@ -50,14 +50,14 @@ class SegmentationLossOutput(NamedTuple):
 class DiceCELoss(nn.Module):
     """Cross-entropy with probability targets plus per-slice soft Dice over the foreground classes.
 
-    Reproduces the reference baseline loss (the reference code): "0.5 CE (soft targets,
-    all classes) + 0.5 per-slice soft Dice over foreground classes, smooth 1e-5". The defaults are that
+    Reproduces the reference baseline loss (docs/reference.md#segmentation-loss, #table1-essentials): "0.5 CE (soft
+    targets, all classes) + 0.5 per-slice soft Dice over foreground classes, smooth 1e-5". The defaults are that
     recipe for any number of classes C: Dice class weights 1/(C−1) on the foreground classes, 0 on class 0.
 
     Because the Dice is computed per slice, a slice on which a class is absent (G = 0, so I = 0) gives
     ``dice = smooth / (P + smooth)`` for that class: its loss term is ≈ 1 as soon as the predicted mass P is
     well above ``smooth`` (0.5 at P = smooth) and only falls to ≈ 0 when P ≪ ``smooth``. The reference thus
-    strongly penalises any predicted mass on slices where a class is absent (the reference code).
+    strongly penalises any predicted mass on slices where a class is absent (docs/reference.md#quirk-per-slice-dice).
     ``batch_dice=True`` instead sums I, P and G over the whole batch before the ratio (nnU-Net's "batch
     Dice"), which removes this effect; it is not the reference behaviour.
 
@@ -134,7 +134,8 @@ class DiceCELoss(nn.Module):
             raise ValueError(
                 f"Dice needs a foreground class, got {num_classes} class(es) with include_background=False"
             )
-        # Reference weights [0, 1, 1, 1] normalised to sum 1 (the reference code, step 4); built on the device.
+        # Reference weights [0, 1, 1, 1] normalised to sum 1 (docs/reference.md#segmentation-loss, step 4); built on the
+        # device.
         weights = torch.full((num_classes,), 1.0 / (num_classes - first), device=device, dtype=dtype)
         weights[:first] = 0.0
         return weights
@@ -180,7 +181,8 @@ class DiceCELoss(nn.Module):
             )
         if not torch.is_floating_point(target):
             target = target.to(logits.dtype)
-        # Probability-target cross-entropy, mean over batch and pixels, all classes (the reference code, CE).
+        # Probability-target cross-entropy, mean over batch and pixels, all classes
+        # (docs/reference.md#segmentation-loss, CE).
         ce = F.cross_entropy(logits, target)
         dice_bc = self.soft_dice(logits, target)
         weights = self.dice_weights(logits.shape[1], dice_bc.device, dice_bc.dtype)

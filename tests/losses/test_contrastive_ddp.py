@@ -21,6 +21,8 @@ from torch import nn
 
 from sspcmr.losses.contrastive import PositionalContrastiveLoss
 
+pytestmark = pytest.mark.slow  # multi-process runs: `pytest -m "not slow"` skips them
+
 WORLD_SIZE = 2
 BATCH = 4  # samples per rank
 SEED = 1234

@@ -1,4 +1,5 @@
-"""DeepSupervisionLoss: weights, target downsampling and the weighted sum (the reference code)."""
+"""DeepSupervisionLoss: weights, target downsampling and the weighted sum
+(docs/reference.md#segmentation-loss, #reference-numbers, #check-deep-supervision)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from torch import nn
 
 from sspcmr.losses import DeepSupervisionLoss, DiceCELoss, SegmentationLossOutput, deep_supervision_weights
 
-REFERENCE_WEIGHTS = [0.507937, 0.253968, 0.126984, 0.063492, 0.031746, 0.015873]  # the reference code
+REFERENCE_WEIGHTS = [0.507937, 0.253968, 0.126984, 0.063492, 0.031746, 0.015873]  # docs/reference.md#reference-numbers
 
 
 class ConstantLoss(nn.Module):

@@ -1,4 +1,5 @@
-"""DiceCELoss against hand-computed values, a naive loop reference and MONAI (the reference code)."""
+"""DiceCELoss against hand-computed values, a naive loop reference and MONAI
+(docs/reference.md#segmentation-loss, #check-losses)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def random_case(b: int = 3, c: int = 4, h: int = 6, w: int = 5, seed: int = 0) -
 
 
 def naive_dice_ce(logits: torch.Tensor, target: torch.Tensor, weights: list[float], smooth: float = SMOOTH) -> tuple:
-    """the reference code written out with Python loops over samples, classes and pixels: (total, ce, dice)."""
+    """docs/reference.md#segmentation-loss written out with Python loops over samples, classes and pixels: (total, ce,
+    dice)."""
     b, c, h, w = logits.shape
     ce_sum, dice_sum = 0.0, 0.0
     norm = sum(weights)

@@ -1,8 +1,8 @@
-"""Random patch masking and the masked-pixel MSE of masked image modelling (the reference code).
+"""Random patch masking, the corruption of masked image modelling (docs/reference.md#mim-loss).
 
 The reference masks 75 % of the 32 × 32 patches of each 256 × 256 slice (48 of 64, on a grid starting at the
 top-left corner), fills them with 0, and trains the U-Net to reconstruct the original image with an MSE
-computed on the masked pixels only, pooled over the batch.
+computed on the masked pixels only (:func:`sspcmr.losses.reconstruction.masked_mse`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["PatchMasker", "masked_mse"]
+__all__ = ["PatchMasker"]
 
 
 class PatchMasker:
@@ -75,37 +75,3 @@ class PatchMasker:
         masked = images.masked_fill(mask, self.fill_value)  # out of place: the input stays intact
         return masked, mask.to(images.dtype)
 
-
-def masked_mse(output: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Mean squared error over the masked elements of the whole batch.
-
-    ``Σ mask · (output − target)² / Σ mask`` in float32, with the mask broadcast over the channels (both sums
-    over the broadcast mask, so it is the mean over masked elements; for the reference's single channel this
-    is the masked-pixel mean). Pooled over the batch as in the reference: an image with more masked pixels
-    weighs more, unlike a mean of per-image losses.
-
-    Args:
-        output: (B, C, H, W) reconstruction.
-        target: (B, C, H, W) original images.
-        mask: (B, 1, H, W) or (B, C, H, W) mask, 1 (or True) where masked.
-
-    Returns:
-        Scalar float32 loss.
-
-    Raises:
-        ValueError: On mismatched shapes or an empty mask.
-    """
-    if output.shape != target.shape:
-        raise ValueError(f"output and target shapes differ: {tuple(output.shape)} vs {tuple(target.shape)}")
-    try:
-        shape = torch.broadcast_shapes(mask.shape, output.shape)
-    except RuntimeError as error:
-        raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to {tuple(output.shape)}") from error
-    if shape != output.shape:
-        raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to {tuple(output.shape)}")
-    weights = mask.float().expand(shape)
-    total = weights.sum()
-    if total.item() == 0:
-        raise ValueError("masked_mse: the mask is empty (no masked pixel), the loss is undefined")
-    squared = (output.float() - target.float()).square()
-    return (weights * squared).sum() / total

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from sspcmr.losses.inpainting import MaskBank
+from sspcmr.corruptions.inpainting import MaskBank
 
 SIZE = 64
 COMBINATIONS = list(itertools.product(["prediction", "restoration"], ["poisson", "random"]))

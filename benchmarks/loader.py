@@ -19,8 +19,8 @@ prepared memory-mapped store and the same training rows:
 Modes (the MONAI views copy the parameters of sspcmr's presets, so both pipelines do the same work):
 
 * ``segment``: labelled frames, one augmented view plus the one-hot label (``presets.segmentation_train``);
-* ``pretrain``: every frame, two views (``presets.contrastive``, SimCLR / PCL);
-* ``dino``: every frame, 2 global 256 px + 6 local 128 px views (``presets.dino``);
+* ``pretrain``: every frame, two views (``presets.segmentation_train(views=2)``, SimCLR / PCL);
+* ``dino``: every frame, 2 global 256 px + 6 local 128 px views (``sspcmr.methods.dino.dino_views``);
 * ``eval``: labelled frames, image-centred resampling and standardisation only (``presets.evaluation``).
 
 Throughput is reported as source slices per second and views per second; with ``--threads 1 --workers 0``
@@ -70,7 +70,8 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 import sspcmr.data.keys as K
 from sspcmr.data.datamodule import CineDataModule
-from sspcmr.data.prepare.store import PreparedDataset
+from sspcmr.data.store import PreparedDataset
+from sspcmr.methods.dino import dino_views
 from sspcmr.transforms import presets
 from sspcmr.transforms.geometry import GeometryAugmentation
 from sspcmr.transforms.intensity import IntensityAugmentation
@@ -84,7 +85,7 @@ NUM_CLASSES = 4
 
 
 class ReferenceResampled(RandomizableTransform, MapTransform):
-    """The reference's single-step affine resampling of one 2D sample (the reference code).
+    """The reference's single-step affine resampling of one 2D sample (docs/reference.md#geometry).
 
     One ``affine_grid`` + ``grid_sample`` per sample (``align_corners=False``, zero padding; bicubic image,
     nearest label) maps the native slice to ``output_size`` px at ``output_spacing`` mm, centred on the
@@ -287,17 +288,17 @@ def make_setup(mode: str, args: argparse.Namespace) -> Setup:
     common = {"data_dir": args.prepared, "split": args.split, "batch_size": args.batch_size,
               "num_workers": args.workers, "seed": args.seed}
     if mode == "segment":
-        dm = CineDataModule(mode="segment", views="single", **common)
-        setup = Setup(mode, dm, dm.train_augmenter, training=True, with_labels=True)
+        dm = CineDataModule(mode="segment", **common)
+        setup = Setup(mode, dm, presets.segmentation_train(), training=True, with_labels=True)
     elif mode == "eval":
-        dm = CineDataModule(mode="segment", views="single", **common)
-        setup = Setup(mode, dm, dm.eval_augmenter, training=False, with_labels=True)
+        dm = CineDataModule(mode="segment", **common)
+        setup = Setup(mode, dm, dm.resampling, training=False, with_labels=True)
     elif mode == "pretrain":
-        dm = CineDataModule(mode="pretrain", views="contrastive", num_views=2, **common)
-        setup = Setup(mode, dm, dm.train_augmenter, training=True, with_labels=False)
+        dm = CineDataModule(mode="pretrain", **common)
+        setup = Setup(mode, dm, presets.segmentation_train(views=2), training=True, with_labels=False)
     elif mode == "dino":
-        dm = CineDataModule(mode="pretrain", views="dino", **common)
-        setup = Setup(mode, dm, dm.train_augmenter, training=True, with_labels=False)
+        dm = CineDataModule(mode="pretrain", **common)
+        setup = Setup(mode, dm, dino_views(), training=True, with_labels=False)
     else:
         raise ValueError(f"unknown mode {mode!r}; choose from {MODES}")
     dm.setup("fit")

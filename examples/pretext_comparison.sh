@@ -13,16 +13,16 @@ METHODS=("$@")
 [ ${#METHODS[@]} -eq 0 ] && METHODS=(MIM SliceLocation Orientation Multitask Inpainting)
 
 declare -A EXTRA=(
-  [MIM]="--model.patch_size 16 --data.views mim"
-  [SliceLocation]="--data.views single"
-  [Orientation]="--data.views single --data.long_axis_only true --model.optimizer adam --model.lr 0.001"
-  [Multitask]="--data.views single --data.long_axis_only true --model.optimizer adam --model.lr 0.001"
-  [Inpainting]="--model.patch_size 16 --data.views single"
+  [MIM]="--model.patch_size 16"
+  [SliceLocation]=""
+  [Orientation]="--data.long_axis_only true --model.optimizer adam --model.lr 0.001"
+  [Multitask]="--data.long_axis_only true --model.optimizer adam --model.lr 0.001"
+  [Inpainting]="--model.patch_size 16"
 )
 declare -A TRANSFER=([MIM]=encoder+decoder [SliceLocation]=encoder [Orientation]=encoder+decoder
                      [Multitask]=encoder+decoder [Inpainting]=encoder+decoder)
 COMMON_DATA="--data.data_dir $DEMO/prepared --data.split $DEMO/split.yaml --data.output_size 64 \
-  --data.output_spacing 2.0 --data.scale_convention multiplier --data.num_workers 0"
+  --data.output_spacing 2.0 --model.scale_convention multiplier --data.num_workers 0"
 
 scratch=$OUT/runs/scratch/demo/checkpoints/last.ckpt
 [ -f "$scratch" ] || $BIN/sspcmr fit --config configs/demo/scratch.yaml --trainer.logger.init_args.save_dir "$OUT/runs"

@@ -1,4 +1,4 @@
-"""Data: the synthetic phantom (``sspcmr.data.synthetic``), preparation of raw downloads
+"""Data: the synthetic phantom (``sspcmr.phantom``), preparation of raw downloads
 (``sspcmr.data.prepare``), subject splits (``sspcmr.data.splits``) and the ``CineDataModule``.
 
 Heavy imports (torch, Lightning) happen only when the data module is used.
@@ -14,8 +14,12 @@ def __getattr__(name: str):
         from .datamodule import CineDataModule
 
         return CineDataModule
-    if name in ("PreparedDataset", "prepare_dataset"):
-        from . import prepare
+    if name == "PreparedDataset":
+        from .store import PreparedDataset
 
-        return getattr(prepare, name)
+        return PreparedDataset
+    if name == "prepare_dataset":
+        from .prepare import prepare_dataset
+
+        return prepare_dataset
     raise AttributeError(f"module 'sspcmr.data' has no attribute {name!r}")

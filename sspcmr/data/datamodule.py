@@ -1,4 +1,4 @@
-"""``CineDataModule``: 2D cine slices from a prepared folder, augmented batched on the device.
+"""``CineDataModule``: native 2D cine slices and volumes from a prepared folder, and the evaluation resampling.
 
 Modes:
 
@@ -13,9 +13,12 @@ Modes:
 * ``volumes``: whole (subject, phase) volumes of ``eval_phases`` for evaluation in native space;
   one item is a batch of its slices.
 
-The loaders deliver native slices (zero-padded to the batch's largest); resampling to
-``output_size`` px at ``output_spacing`` mm and every augmentation run in
-``on_after_batch_transfer``, on the GPU when there is one.
+The loaders deliver native slices (zero-padded to the batch's largest) and native volumes. The data module
+knows nothing of methods: a method augments the slices it trains on itself and resamples the volumes it
+evaluates (in its ``on_after_batch_transfer``, on the GPU when there is one;
+:class:`sspcmr.methods.base.CineModule`). :meth:`CineDataModule.resample` is the evaluation resampling
+(image-centred, to ``output_size`` px at ``output_spacing`` mm, standardised, no augmentation) for code
+that reads the loaders directly.
 """
 
 from __future__ import annotations
@@ -28,21 +31,19 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
+from lightly.utils.dist import world_size
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, DistributedSampler
 
 from sspcmr.checks import check_choice, check_int, check_number
 from sspcmr.transforms import presets
-from sspcmr.transforms.views import Augmenter
 
-from . import keys as K
 from .datasets import PHASES, SliceDataset, VolumeDataset, collate_slices
-from .prepare.store import PreparedDataset
-from .samplers import EpochShuffleSampler, ShardSampler, distributed
 from .splits import Split, labelled_subset, read_split
+from .store import PreparedDataset
 
 Mode = Literal["pretrain", "segment", "volumes"]
-Views = Literal["auto", "single", "contrastive", "dino", "mim", "none"]
 Phase = Literal["ED", "ES"]
 
 
@@ -69,21 +70,13 @@ class CineDataModule(L.LightningDataModule):
         train_phases: labelled phases used for training and validation (``segment`` mode).
         eval_phases: phases used for testing and ``volumes`` (train on ED, evaluate on ES works).
         vendors: keep only training and validation subjects of these vendor letters (None: all).
-        views: augmentation recipe: ``auto`` (``single`` for segment, ``contrastive`` for pretrain),
-            ``single`` (reference supervised), ``contrastive`` (``num_views`` views, SimCLR/PCL),
-            ``dino`` (2 global + 6 local crops), ``mim`` (one view), ``none`` (evaluation
-            resampling only, no augmentation).
-        num_views: views per sample for ``contrastive``.
-        output_size: output side in pixels (reference 256).
-        output_spacing: output pixel spacing in mm (reference 1.25).
-        scale_convention: intensity scaling ``monai`` (x(1+f), multiplier 1.6-2.5: the reference) or
-            ``multiplier`` (x f, 0.6-1.5).
-        centring: training crops centred on the ground-truth circle (``gt``, reference) or on the
-            image centre (``image``, for data without labels).
-        batch_size: source slices per batch (views multiply the tensor batch).
+        output_size: side in pixels of the slices a network sees (reference 256): the evaluation resampling
+            here, and (linked on the command line) the method's own views.
+        output_spacing: their pixel spacing in mm (reference 1.25).
+        batch_size: source slices per batch (a method's views multiply the tensor batch).
         val_batch_size: slices per validation batch (reference baseline 128); None uses ``batch_size``.
         num_workers: data-loader worker processes.
-        seed: augmentation seed (each rank draws its own stream from it).
+        seed: seed of the training shuffles (and, linked on the command line, of the method's augmentation).
         pin_memory: pin host memory for faster transfer to the GPU.
     """
 
@@ -101,12 +94,8 @@ class CineDataModule(L.LightningDataModule):
         train_phases: list[Phase] | None = None,
         eval_phases: list[Phase] | None = None,
         vendors: list[str] | None = None,
-        views: Views = "auto",
-        num_views: int = 2,
         output_size: int = 256,
         output_spacing: float = 1.25,
-        scale_convention: Literal["monai", "multiplier"] = "monai",
-        centring: Literal["gt", "image"] = "gt",
         batch_size: int = 32,
         val_batch_size: int | None = None,
         num_workers: int = 2,
@@ -127,13 +116,8 @@ class CineDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.val_batch_size = val_batch_size or batch_size
         self.seed = seed
-        self.train_augmenter = self._train_augmenter(views, num_views, output_size, output_spacing, scale_convention,
-                                                     centring)
-        self.eval_augmenter = presets.evaluation(output_size=output_size, output_spacing=output_spacing)
-        # Created in setup(): a torch.Generator cannot cross torch.multiprocessing (ddp_spawn).
-        self.generator: torch.Generator | None = None
-        self.eval_generator: torch.Generator | None = None
-        self._eval_epoch: tuple | None = None
+        self.output_size, self.output_spacing = output_size, output_spacing
+        self.resampling = presets.evaluation(output_size=output_size, output_spacing=output_spacing)
         self.prepared: PreparedDataset | None = None
         self.split: Split | None = None
         self.datasets: dict[str, torch.utils.data.Dataset] = {}
@@ -156,10 +140,7 @@ class CineDataModule(L.LightningDataModule):
         if share is not None and (isinstance(share, bool) or not (
                 (isinstance(share, Integral) and share >= 1) or (isinstance(share, float) and 0 < share <= 1))):
             raise ValueError(f"pretrain_subjects must be a fraction in (0, 1] or a count >= 1; got {share!r}")
-        check_choice("views", args["views"], ("auto", "single", "contrastive", "dino", "mim", "none"))
-        check_choice("scale_convention", args["scale_convention"], ("monai", "multiplier"))
-        check_choice("centring", args["centring"], ("gt", "image"))
-        for name in ("batch_size", "num_views", "output_size"):
+        for name in ("batch_size", "output_size"):
             check_int(name, args[name], 1)
         for name in ("subset_subjects", "val_batch_size"):
             if args[name] is not None:
@@ -168,24 +149,6 @@ class CineDataModule(L.LightningDataModule):
         for name in ("subset_seed", "pretrain_subjects_seed", "seed"):  # NumPy and pandas take 0 ... 2**32 - 1
             check_int(name, args[name], 0, 2**32 - 1)
         check_number("output_spacing", args["output_spacing"], 0, low_open=True)
-
-    def _train_augmenter(self, views: str, num_views: int, size: int, spacing: float, scale: str,
-                         centring: str) -> Augmenter:
-        if views == "auto":
-            views = "contrastive" if self.mode == "pretrain" else "single"
-        common = {"output_size": size, "output_spacing": spacing}
-        if views == "none":
-            return presets.evaluation(**common)
-        augmented = {**common, "scale_convention": scale, "centring": centring}
-        if views == "single":
-            return presets.segmentation_train(**augmented)
-        if views == "mim":
-            return presets.mim(**augmented)
-        if views == "contrastive":
-            return presets.contrastive(views=num_views, **augmented)
-        if views == "dino":
-            return presets.dino(**augmented)
-        raise ValueError(f"views must be auto, single, contrastive, dino, mim or none; got {views!r}")
 
     # -- data preparation and selection ------------------------------------------------------------
 
@@ -260,15 +223,8 @@ class CineDataModule(L.LightningDataModule):
         """(subject index, phase) pairs of a split part over ``eval_phases``."""
         return [(i, p) for i in self.subject_indices(part) for p in self.eval_phases]
 
-    def _rank(self) -> int:
-        return self.trainer.global_rank if self.trainer is not None else 0
-
     def setup(self, stage: str | None = None) -> None:
         self._load()
-        # Each rank draws its own augmentation stream; the same seed repeats a run exactly.
-        rank = self._rank()
-        self.generator = torch.Generator().manual_seed(self.seed + 100_003 * rank)
-        self.eval_generator = torch.Generator().manual_seed(self.seed + 100_003 * rank + 1)
         labelled = self.mode != "pretrain"
         if self.long_axis_only:
             self.subject_indices("train"), self.subject_indices("valid")  # counts the skipped subjects
@@ -298,13 +254,15 @@ class CineDataModule(L.LightningDataModule):
         if name not in self.datasets:
             raise ValueError(f"no {name} data in mode {self.mode!r}")
         dataset = self.datasets[name]
-        # Under DDP each rank gets a disjoint share: training drops the remainder (no repeats),
-        # evaluation shards without padding (no slice or volume counted twice).
-        # Shuffles depend on (seed, epoch) only, so a resumed run replays the uninterrupted order.
-        sampler = EpochShuffleSampler(dataset, self.seed) if shuffle else None
-        if distributed():
+        # Shuffles depend on (seed, epoch) only (Lightning calls set_epoch), so a resumed run replays the
+        # uninterrupted order: torch's DistributedSampler, on one process too. Under DDP each rank gets a
+        # disjoint share: training drops the remainder (no repeats); evaluation shards without padding
+        # (Lightning's unrepeated sampler: no slice or volume counted twice).
+        ranks = world_size()
+        sampler = DistributedSampler(dataset, num_replicas=1, rank=0, seed=self.seed) if shuffle else None
+        if ranks > 1:
             sampler = DistributedSampler(dataset, shuffle=shuffle, drop_last=True, seed=self.seed) if drop_last \
-                else ShardSampler(dataset)
+                else UnrepeatedDistributedSampler(dataset, shuffle=False)
         if isinstance(dataset, VolumeDataset):
             return DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=self.num_workers)
         if drop_last and len(dataset) < self.batch_size:
@@ -332,48 +290,14 @@ class CineDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False, drop_last=False)
 
-    # -- device-side augmentation --------------------------------------------------------------
+    # -- the evaluation resampling ------------------------------------------------------------------
 
-    def augment(self, batch: dict, training: bool) -> dict:
-        """Resample and augment a native batch (training recipe, or the evaluation resampling).
-
-        Training draws from ``generator``; validation, testing and prediction from a separate
-        ``eval_generator``, so how often one validates never changes the training augmentation.
-        """
-        if self.generator is None:
-            self.generator = torch.Generator().manual_seed(self.seed)
-        if self.eval_generator is None:
-            self.eval_generator = torch.Generator().manual_seed(self.seed + 1)
-        if K.PHASE in batch:  # a whole volume for evaluation: keep the native labels to score against
-            out = self.eval_augmenter(batch, self.eval_generator)
-            out[K.NATIVE_LABEL] = batch[K.LABEL]
-            return out
-        if training:
-            return self.train_augmenter(batch, self.generator)
-        if self.mode == "pretrain":
-            # SSP validation losses are computed on augmented views, as in the reference. The draws restart
-            # at every validation epoch, so epochs see the same views and their losses are comparable.
-            trainer = self.trainer
-            epoch = (trainer.current_epoch, trainer.sanity_checking) if trainer is not None else None
-            if epoch != self._eval_epoch:
-                self._eval_epoch = epoch
-                self.eval_generator.manual_seed(self.seed + 100_003 * self._rank() + 1)
-            return self.train_augmenter(batch, self.eval_generator)
-        return self.eval_augmenter(batch, self.eval_generator)
-
-    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        trainer = self.trainer
-        training = bool(trainer is not None and trainer.training)
-        return self.augment(batch, training)
-
-    def state_dict(self) -> dict:
-        return {} if self.generator is None else {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        if "generator" in state_dict:
-            if self.generator is None:
-                self.generator = torch.Generator()
-            self.generator.set_state(state_dict["generator"])
+    def resample(self, batch: dict) -> dict:
+        """The evaluation resampling of a native batch: image-centred, to ``output_size`` px at
+        ``output_spacing`` mm, standardised, no augmentation. A whole volume keeps its native labels
+        (``NATIVE_LABEL``) to be scored against in native space. (A sspcmr method applies the same resampling
+        to the volumes it evaluates; this serves code that reads the loaders directly, e.g. probes.)"""
+        return presets.resample_for_evaluation(self.resampling, batch)
 
     def counts(self) -> pd.DataFrame:
         """Subjects, slices and frames per mode, split part and vendor (what ``make demo`` prints)."""

@@ -16,8 +16,8 @@ from torch.utils.data import Dataset
 
 from . import keys as K
 from .long_axis import VIEWS, slice_lines
-from .prepare.store import PreparedDataset
 from .slice_geometry import relative_slice_locations, stack_slice_origins
+from .store import PreparedDataset
 
 PHASES = {"ED": 0, "ES": 1}
 

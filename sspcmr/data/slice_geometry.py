@@ -3,7 +3,7 @@
 The relative slice location of slice i of a parallel stack s_0..s_{N-1} is
 ``l_i = d(s_i, s_0) / d(s_{N-1}, s_0)``, with d the Euclidean distance between the parallel planes:
 each slice origin is projected onto the stack normal. Unlike the index-based ``slice / n_slices``
-(PCL's position, the reference code), this honours uneven spacing and gaps when slice origins are
+(PCL's position, docs/reference.md#pcl-loss), this honours uneven spacing and gaps when slice origins are
 known individually; for a stack described by one affine it is ``i / (N - 1)``. Prepared stacks are
 ordered base first, so the base is 0 and the apex 1.
 """

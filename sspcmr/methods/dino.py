@@ -1,8 +1,8 @@
 """``DINO``: self-distillation, a student matches a momentum teacher's sharpened outputs across crops.
 
-Reference code: the U-Net encoder with average pooling of the bottleneck and
-lightly's ``DINOProjectionHead`` (512-2048-2048-256, batch norm, GELU, a weight-normalised last layer
-of 8192 outputs with its norm fixed at 1); two global crops (256 px) and six local crops (128 px) of
+Reference (docs/reference.md#dino-views, #dino-network, #dino-loss, #optimisation): the U-Net encoder with average
+pooling of the bottleneck and lightly's ``DINOProjectionHead`` (512-2048-2048-256, batch norm, GELU, a weight-normalised
+last layer of 8192 outputs with its norm fixed at 1); two global crops (256 px) and six local crops (128 px) of
 one slice, global and local crops encoded in separate forward calls and the head applied to all eight;
 lightly's ``DINOLoss`` (student temperature 0.1, teacher temperature warmed up 0.02 -> 0.04 over 30
 epochs, centre momentum 0.9; the centre is all-reduced so every rank holds the same); SGD momentum 0.9
@@ -19,7 +19,8 @@ as an option to reproduce its numbers). Only the student's encoder transfers.
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from dataclasses import replace
+from typing import Any, Literal
 
 import torch
 from lightly.loss import DINOLoss
@@ -28,17 +29,20 @@ from lightly.models.utils import deactivate_requires_grad, update_momentum
 
 from sspcmr.checks import check_choice, check_int, check_number
 from sspcmr.data import keys as K
+from sspcmr.methods.base import Centring, ScaleConvention
 from sspcmr.methods.monitoring import mean_entropy
+from sspcmr.methods.optimisation import SGDWarmupCosine
 from sspcmr.methods.pretrain import EncoderBackbone, Pretraining
-from sspcmr.methods.schedules import dino_cosine_schedule, teacher_temperature
+from sspcmr.methods.schedules import dino_cosine_schedule
+from sspcmr.transforms.intensity import IntensityAugmentation
+from sspcmr.transforms.presets import CentreConvention, augmented_geometry
+from sspcmr.transforms.views import Augmenter, ViewSpec
 
 
 class DINO(Pretraining):
     """DINO on the U-Net encoder.
 
     Args:
-        channels: U-Net channels per stage (reference 32, 64, 128, 256, 512, 512, 512).
-        norm: normalisation layer of the U-Net.
         hidden_dim: hidden width of the DINO head (reference 2048).
         bottleneck_dim: bottleneck width of the DINO head (reference 256).
         output_dim: number of DINO outputs (reference 8192; DINO's original 65536).
@@ -57,20 +61,16 @@ class DINO(Pretraining):
         momentum: SGD momentum (reference 0.9).
         weight_decay: weight decay at step 0 on weights (not biases or 1-D parameters; reference 1e-4).
         weight_decay_end: weight decay at the last step, cosine in between (reference 1e-4: constant).
-        probe: fit the online slice-position probe on the validation slices (first global crop).
-        probe_max_samples: validation rows per rank the probe keeps per epoch.
-        monitor_every_n_steps: collapse and teacher-entropy monitors every this many steps (0:
-            ``trainer.log_every_n_steps``).
+        **kwargs: the U-Net, probe (fed the first global crop) and monitor options (collapse and teacher
+            entropy; :class:`~sspcmr.methods.pretrain.Pretraining`), the output grid, intensity convention,
+            centring and augmentation seed (:class:`~sspcmr.methods.base.CineModule`).
     """
 
     method = "dino"
-    views = "dino"
     transferable = ("encoder",)
 
     def __init__(
         self,
-        channels: list[int] | None = None,
-        norm: str = "batch",
         hidden_dim: int = 2048,
         bottleneck_dim: int = 256,
         output_dim: int = 8192,
@@ -89,12 +89,10 @@ class DINO(Pretraining):
         momentum: float = 0.9,
         weight_decay: float = 1e-4,
         weight_decay_end: float = 1e-4,
-        probe: bool = True,
-        probe_max_samples: int = 4096,
-        monitor_every_n_steps: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(channels, norm, lr, momentum, False, weight_decay, probe, probe_max_samples,
-                         monitor_every_n_steps)
+        super().__init__(**kwargs)
+        self.optimisation = SGDWarmupCosine(lr, min_lr, warmup_epochs, momentum, weight_decay, weight_decay_end)
         check_choice("teacher_init", teacher_init, ("student", "separate"))
         for name, value in (("hidden_dim", hidden_dim), ("bottleneck_dim", bottleneck_dim), ("output_dim", output_dim)):
             check_int(name, value, 1)
@@ -102,14 +100,22 @@ class DINO(Pretraining):
                             ("warmup_teacher_temperature", warmup_teacher_temperature)):
             check_number(name, value, 0, low_open=True)
         for name, value in (("warmup_teacher_temperature_epochs", warmup_teacher_temperature_epochs),
-                            ("freeze_last_layer_epochs", freeze_last_layer_epochs), ("warmup_epochs", warmup_epochs)):
+                            ("freeze_last_layer_epochs", freeze_last_layer_epochs)):
             check_int(name, value, 0)
         for name, value in (("center_momentum", center_momentum), ("teacher_momentum", teacher_momentum),
                             ("teacher_momentum_end", teacher_momentum_end)):
             check_number(name, value, 0, 1)
-        check_number("min_lr", min_lr, 0)
-        check_number("weight_decay_end", weight_decay_end, 0)
-        self.save_hyperparameters()
+        self.build_networks(teacher_init == "student")
+        self.criterion = DINOLoss(output_dim=output_dim, warmup_teacher_temp=warmup_teacher_temperature,
+                                  teacher_temp=teacher_temperature,
+                                  warmup_teacher_temp_epochs=warmup_teacher_temperature_epochs,
+                                  student_temp=student_temperature, center_momentum=center_momentum)
+        self._schedules: dict[str, torch.Tensor] | None = None
+        self._step_index = 0
+
+    def build_networks(self, teacher_copies_student: bool) -> None:
+        """The student (``backbone``, ``head``) and the teacher (``teacher_backbone``, ``teacher_head``), in
+        this order (the initial weights depend on it)."""
         config = self.unet_config()
         self.backbone = EncoderBackbone(config)
         self.head = self._head()
@@ -117,18 +123,12 @@ class DINO(Pretraining):
         # student's. (deepcopy cannot copy the weight-normalised last layer.)
         self.teacher_backbone = EncoderBackbone(config)
         self.teacher_head = self._head()
-        if teacher_init == "student":
+        if teacher_copies_student:
             self.teacher_backbone.load_state_dict(self.backbone.state_dict())
             self.teacher_head.load_state_dict(self.head.state_dict())
         # The teacher learns only through the EMA; no gradients, no optimiser state.
         deactivate_requires_grad(self.teacher_backbone)
         deactivate_requires_grad(self.teacher_head)
-        self.criterion = DINOLoss(output_dim=output_dim, warmup_teacher_temp=warmup_teacher_temperature,
-                                  teacher_temp=teacher_temperature,
-                                  warmup_teacher_temp_epochs=warmup_teacher_temperature_epochs,
-                                  student_temp=student_temperature, center_momentum=center_momentum)
-        self._schedules: dict[str, torch.Tensor] | None = None
-        self._step_index = 0
 
     def check_output_size(self, size: int) -> None:
         super().check_output_size(size)
@@ -139,6 +139,10 @@ class DINO(Pretraining):
                              f"{size // 2} px must be multiples of {divisor} for the U-Net with "
                              f"{len(self.unet_channels)} stages (use a multiple of {step}, e.g. "
                              f"{max(step, round(size / step) * step)})")
+
+    def train_augmentation(self) -> Augmenter:
+        """DINO's 2 global and ``local_views`` local crops (:func:`dino_views`)."""
+        return dino_views(**self.recipe_options())
 
     def _head(self) -> DINOProjectionHead:
         h = self.hparams
@@ -153,32 +157,19 @@ class DINO(Pretraining):
         return self.head(self.encode(images))
 
     def teacher_temperature_at(self, epoch: int) -> float:
-        h = self.hparams
-        return teacher_temperature(epoch, h.warmup_teacher_temperature, h.teacher_temperature,
-                                   h.warmup_teacher_temperature_epochs)
+        """The teacher temperature of an epoch: lightly's ``DINOLoss`` warm-up (linear from
+        ``warmup_teacher_temperature`` over ``warmup_teacher_temperature_epochs``), then ``teacher_temperature``."""
+        schedule = self.criterion.teacher_temp_schedule
+        return float(schedule[epoch]) if epoch < len(schedule) else float(self.criterion.teacher_temp)
 
-    # -- optimisation: parameter groups and per-step schedules ---------------------------------------
-
-    def configure_optimizers(self):
-        """SGD over two groups: weights (scheduled weight decay) and biases / 1-D parameters (none).
-        Learning rate and weight decay are set at every step in :meth:`on_train_batch_start`."""
-        decay, no_decay = [], []
-        for name, parameter in self.named_parameters():
-            if not parameter.requires_grad:  # the teacher, and the head's fixed last-layer norm
-                continue
-            (no_decay if name.endswith(".bias") or parameter.ndim == 1 else decay).append(parameter)
-        groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-        return torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum)
+    # -- optimisation: per-step schedules (the recipe's learning rate and weight decay, the teacher momentum) --
 
     def schedules(self, iterations_per_epoch: int, epochs: int) -> dict[str, torch.Tensor]:
-        """Per-step learning rate, weight decay and teacher momentum (the reference code)."""
+        """Per-step learning rate, weight decay and teacher momentum (docs/reference.md#dino-schedules)."""
         h = self.hparams
-        return {
-            "lr": dino_cosine_schedule(h.lr, h.min_lr, epochs, iterations_per_epoch, h.warmup_epochs),
-            "weight_decay": dino_cosine_schedule(h.weight_decay, h.weight_decay_end, epochs, iterations_per_epoch),
-            "teacher_momentum": dino_cosine_schedule(h.teacher_momentum, h.teacher_momentum_end, epochs,
-                                                     iterations_per_epoch),
-        }
+        return {**self.optimisation.schedules(iterations_per_epoch, epochs),
+                "teacher_momentum": dino_cosine_schedule(h.teacher_momentum, h.teacher_momentum_end, epochs,
+                                                         iterations_per_epoch)}
 
     def on_train_start(self) -> None:
         epochs = self.trainer.max_epochs
@@ -189,15 +180,10 @@ class DINO(Pretraining):
         self._schedules = self.schedules(max(1, iterations // accumulate), epochs)
 
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
-        schedules = self._schedules
-        if schedules is None:
+        if self._schedules is None:
             return
-        self._step_index = min(self.trainer.global_step, len(schedules["lr"]) - 1)
-        optimizer = self.optimizers(use_pl_optimizer=False)
-        for index, group in enumerate(optimizer.param_groups):
-            group["lr"] = float(schedules["lr"][self._step_index])
-            if index == 0:
-                group["weight_decay"] = float(schedules["weight_decay"][self._step_index])
+        self._step_index = min(self.trainer.global_step, len(self._schedules["lr"]) - 1)
+        self.optimisation.set_step(self.optimizers(use_pl_optimizer=False), self._schedules, self._step_index)
 
     def on_after_backward(self) -> None:
         # Dropping the last layer's gradients in the first epoch(s) keeps it fixed (no SGD update, no decay).
@@ -226,25 +212,23 @@ class DINO(Pretraining):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         views = batch[K.VIEWS]
         if len(views) < 2:
-            raise ValueError("DINO needs at least 2 global crops (CineDataModule(views='dino'))")
+            raise ValueError("DINO needs at least 2 global crops (its train_augmentation)")
         global_views, local_views = list(views[:2]), list(views[2:])
         with torch.no_grad():
-            teacher = self.teacher_head(global_pool_encoder(self.teacher_backbone, torch.cat(global_views)))
+            teacher = self.teacher_head(self.encode(torch.cat(global_views), self.teacher_backbone))
         teacher_out = [t.float() for t in teacher.chunk(len(global_views))]
         student_out = [s.float() for s in self._student(global_views, local_views)]
         temperature = self.teacher_temperature_at(self.current_epoch)
         monitor = self.monitor_due()
         if monitor:  # before the loss updates the centre, with the centre the loss uses
             probabilities = torch.softmax((torch.cat(teacher_out) - self.criterion.center[0]) / temperature, dim=1)
-        loss = self.criterion(teacher_out, student_out, teacher_temp=temperature)
-        size = views[0].shape[0]
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
+        loss = self.criterion(teacher_out, student_out, epoch=self.current_epoch)  # lightly's warm-up
+        self.log_training(loss, views[0].shape[0], student_out[0])
         self.log("train/teacher_temperature", temperature, on_step=True, on_epoch=False)
         if monitor:
             self.log_dict({"train/teacher_entropy": mean_entropy(probabilities),
                            "train/teacher_mean_entropy": mean_entropy(probabilities.mean(0, keepdim=True))},
                           on_step=True, on_epoch=False)
-            self.log_collapse(student_out[0])
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -252,6 +236,22 @@ class DINO(Pretraining):
         self.probe_features(batch[K.VIEWS][0], batch)
 
 
-def global_pool_encoder(backbone: EncoderBackbone, images: torch.Tensor) -> torch.Tensor:
-    """Pooled bottleneck features of ``backbone`` (the teacher's counterpart of ``Pretraining.encode``)."""
-    return backbone.encoder(images)[-1].mean(dim=(2, 3))
+def dino_views(output_size: int = 256, output_spacing: float = 1.25, local_views: int = 6,
+               scale_convention: ScaleConvention = "monai", centring: Centring = "gt",
+               centre_convention: CentreConvention = "reference") -> Augmenter:
+    """DINO's 8 views (the reference's): global "blur", global "solarize", then ``local_views`` local crops.
+
+    Global views are ``output_size`` px with σ in 0.524-1.4; local views are ``output_size // 2`` px with
+    σ in 0.313-0.524 and translation ±160 px (at 128 px). Local views keep ``output_spacing``, so their
+    field of view is σ · (S/2) · spacing: a quarter of the intended area, replicating the reference.
+    """
+    base = IntensityAugmentation.dino_base(scale_convention=scale_convention)
+    glob = augmented_geometry(output_size, output_spacing, centring, centre_convention, (0.524, 1.4))
+    local_shift = 160.0 * output_size / 256  # ±160 px of the 128 px local grid when output_size is 256
+    local = augmented_geometry(output_size // 2, output_spacing, centring, centre_convention, (0.313, 0.524),
+                               local_shift)
+    return Augmenter([
+        ViewSpec(glob, replace(base, smooth_prob=1.0, smooth_sigma=(0.1, 2.0))),
+        ViewSpec(glob, replace(base, solarize_prob=0.2, solarize_threshold=0.0)),
+        ViewSpec(local, base, count=local_views),
+    ])

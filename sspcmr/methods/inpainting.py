@@ -9,43 +9,31 @@ encoder only.
 
 sspcmr keeps the shared U-Net, data module and MIM's optimiser so that a study compares the pretext tasks
 and nothing else (the paper's Adam recipe is described in docs/methods/inpainting.md). The layouts
-(:class:`~sspcmr.losses.inpainting.MaskBank`) are built for the size of the first batch from ``mask_seed``
+(:class:`~sspcmr.corruptions.inpainting.MaskBank`) are built for the size of the first batch from ``mask_seed``
 and are not saved (the seed rebuilds them); the draws come from the module's own generator, one stream per
-rank, saved in checkpoints; the validation draws restart every epoch, as MIM's masks do.
+rank, saved in checkpoints; the validation draws restart every epoch, as MIM's masks do
+(:class:`~sspcmr.methods.reconstruction.Reconstruction`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
 from sspcmr.checks import check_choice, check_int, check_number
-from sspcmr.data import keys as K
-from sspcmr.losses.inpainting import MaskBank
-from sspcmr.losses.masking import masked_mse
-from sspcmr.methods.pretrain import Pretraining, global_pool
-from sspcmr.methods.visuals import log_image, reconstruction_grid
-from sspcmr.models import UNet
+from sspcmr.corruptions.inpainting import MaskBank
+from sspcmr.losses.reconstruction import masked_mse, restoration_loss
+from sspcmr.methods.reconstruction import Reconstruction
 
 
-def restoration_loss(output: torch.Tensor, target: torch.Tensor, reduction: Literal["mean", "sum"]) -> torch.Tensor:
-    """L2 loss over all pixels in float32: ``mean`` over every element, or the paper's eq. A1 (``sum`` over
-    the pixels of each image and channel, mean over batch and channels), which is ``H·W`` times the mean."""
-    squared = (output.float() - target.float()).square()
-    if reduction == "sum":
-        return squared.sum(dim=(2, 3)).mean()
-    return squared.mean()
-
-
-class Inpainting(Pretraining):
+class Inpainting(Reconstruction):
     """Inpainting pretraining with the full U-Net: context prediction or context restoration.
 
+    The U-Net's ``norm`` is the shared one (``batch``); the paper used group normalisation with weight
+    standardisation. The SGD recipe is MIM's (the paper's Adam recipe: docs/methods/inpainting.md).
+
     Args:
-        channels: U-Net channels per stage (reference 32, 64, 128, 256, 512, 512, 512); the fine-tuning
-            U-Net must use the same.
-        norm: normalisation layer of the U-Net (``batch``; the paper used group normalisation with weight
-            standardisation, sspcmr keeps the shared U-Net).
         task: ``restoration`` (context restoration: swap pairs of patches; the paper's best) or
             ``prediction`` (context prediction: set patches to ``fill_value``). Not called ``mode``: Lightning
             merges the model's and the data module's hyperparameters, and ``--data.mode`` exists.
@@ -64,26 +52,15 @@ class Inpainting(Pretraining):
         loss_reduction: ``mean`` (the mean squared error over all pixels) or ``sum`` (the paper's eq. A1,
             summed over the pixels of each image: H·W times larger, so the same as ``mean`` with H·W times
             the learning rate under SGD; weight decay not scaled).
-        lr: learning rate (MIM's 0.01), cosine-annealed per epoch to 0 over ``trainer.max_epochs``.
-        momentum: SGD momentum (MIM's 0.99).
-        nesterov: Nesterov momentum (MIM's True).
-        weight_decay: weight decay on all parameters (MIM's 3e-5).
-        log_images: log original, corrupted input, output and mask of a fixed validation batch to
-            TensorBoard each validation epoch.
-        probe: fit the online slice-position probe on the validation slices.
-        probe_max_samples: validation rows per rank the probe keeps per epoch.
-        monitor_every_n_steps: collapse monitors every this many steps (0: ``trainer.log_every_n_steps``).
+        **kwargs: the SGD recipe and ``log_images`` (:class:`~sspcmr.methods.reconstruction.Reconstruction`),
+            the U-Net, probe and monitor options (:class:`~sspcmr.methods.pretrain.Pretraining`), the output
+            grid, intensity convention, centring and augmentation seed (:class:`~sspcmr.methods.base.CineModule`).
     """
 
     method = "inpainting"
-    views = "single"
-    also_views = ("mim",)  # the same one-view recipe
-    transferable = ("encoder", "decoder")
 
     def __init__(
         self,
-        channels: list[int] | None = None,
-        norm: str = "batch",
         task: Literal["restoration", "prediction"] = "restoration",
         patch_size: int = 32,
         placement: Literal["poisson", "random"] = "poisson",
@@ -92,19 +69,8 @@ class Inpainting(Pretraining):
         fill_value: float = 0.0,
         mask_seed: int = 0,
         loss_reduction: Literal["mean", "sum"] = "mean",
-        lr: float = 0.01,
-        momentum: float = 0.99,
-        nesterov: bool = True,
-        weight_decay: float = 3e-5,
-        log_images: bool = True,
-        probe: bool = True,
-        probe_max_samples: int = 4096,
-        monitor_every_n_steps: int = 0,
+        **kwargs: Any,
     ) -> None:
-        # Same optimiser recipe as MIM (the reference's reconstruction method) on the same backbone, so that
-        # a study comparing pretext tasks changes nothing but the task.
-        super().__init__(channels, norm, lr, momentum, nesterov, weight_decay, probe, probe_max_samples,
-                         monitor_every_n_steps)
         check_choice("task", task, ("restoration", "prediction"))
         check_choice("placement", placement, ("poisson", "random"))
         check_choice("loss_reduction", loss_reduction, ("mean", "sum"))
@@ -113,12 +79,8 @@ class Inpainting(Pretraining):
         check_int("bank_size", bank_size, 1)
         check_number("fill_value", fill_value)
         check_int("mask_seed", mask_seed, 0)  # NumPy draws the layouts
-        self.save_hyperparameters(ignore=["log_images"])
-        self.log_images = log_images
-        self.backbone = UNet(self.unet_config(out_channels=1, num_heads=1))
+        super().__init__(**kwargs)
         self._bank: MaskBank | None = None  # built for the first batch's size; rebuilt from the seed, not saved
-        self.mask_generator: torch.Generator | None = None
-        self._val_generator: torch.Generator | None = None
 
     def check_output_size(self, size: int) -> None:
         super().check_output_size(size)
@@ -128,10 +90,6 @@ class Inpainting(Pretraining):
             raise ValueError(f"patch_size {h.patch_size} does not fit output_size {size}: {h.task} needs "
                              f"patch_size <= {largest}")
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Restored image (B, 1, H, W) of (corrupted) images."""
-        return self.backbone.forward_logits(images)
-
     def bank(self, size: int) -> MaskBank:
         """The corruption layouts for ``size`` x ``size`` images (built on first use)."""
         if self._bank is None or self._bank.size != size:
@@ -140,60 +98,17 @@ class Inpainting(Pretraining):
                                   count=h.bank_size, fill_value=h.fill_value, seed=h.mask_seed)
         return self._bank
 
-    def _rank_seed(self) -> int:
-        rank = self.trainer.global_rank if self._trainer is not None else 0
-        return self.hparams.mask_seed + 1009 * rank
-
-    def _train_generator(self) -> torch.Generator:
-        if self.mask_generator is None:
-            self.mask_generator = torch.Generator().manual_seed(self._rank_seed())
-        return self.mask_generator
-
-    def _restore(self, image: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def corrupt(self, image: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One of the layouts per image, drawn from ``generator``, applied to ``image``."""
         if image.shape[-1] != image.shape[-2]:
             raise ValueError(f"inpainting needs square images; got {tuple(image.shape)}")
-        corrupted, mask = self.bank(image.shape[-1]).corrupt(image, generator)
-        features = self.backbone.encoder(corrupted)
-        output = self.backbone.heads[0](self.backbone.decoder(features)[0])
-        loss = restoration_loss(output, image, self.hparams.loss_reduction)
-        return {"loss": loss, "output": output, "corrupted": corrupted, "mask": mask,
-                "pooled": global_pool(features[-1])}
+        return self.bank(image.shape[-1]).corrupt(image, generator)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        image = batch[K.IMAGE]
-        out = self._restore(image, self._train_generator())
-        self.log("train/loss", out["loss"], on_step=True, on_epoch=True, prog_bar=True, batch_size=image.shape[0])
-        if self.monitor_due():
-            self.log_collapse(out["pooled"])
-        return out["loss"]
+    def reconstruction_loss(self, output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The squared error over all pixels (``loss_reduction``)."""
+        return restoration_loss(output, image, self.hparams.loss_reduction)
 
-    def on_validation_epoch_start(self) -> None:
-        super().on_validation_epoch_start()
-        self._val_generator = torch.Generator().manual_seed(self._rank_seed() + 1)
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        image = batch[K.IMAGE]
-        out = self._restore(image, self._val_generator)
-        size = image.shape[0]
-        self.log("val/loss", out["loss"], on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
+    def log_validation_extras(self, out: dict[str, torch.Tensor], image: torch.Tensor) -> None:
         # Uncorrupted pixels are copied through easily; the error on the corrupted ones is the informative part.
         self.log("val/loss_corrupted", masked_mse(out["output"], image, out["mask"]), on_epoch=True,
-                 batch_size=size, sync_dist=True)
-        self.probe_features(image, batch)
-        if batch_idx == 0 and self.log_images:
-            count = min(8, size)
-            grid = reconstruction_grid(image[:count], out["corrupted"][:count], out["output"][:count],
-                                       out["mask"][:count])
-            log_image(self, "val/reconstructions", grid)
-
-    # The draw stream is part of the run's state: a resumed run continues it instead of repeating draws.
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        if self.mask_generator is not None:
-            checkpoint["sspcmr_mask_generator"] = self.mask_generator.get_state()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get("sspcmr_mask_generator")
-        if state is not None:
-            self.mask_generator = torch.Generator()
-            self.mask_generator.set_state(state)
+                 batch_size=image.shape[0], sync_dist=True)

@@ -21,6 +21,7 @@ import math
 
 import torch
 import torch.distributed as dist
+from lightly.utils.dist import world_size
 
 
 def embedding_std(embeddings: torch.Tensor) -> torch.Tensor:
@@ -116,7 +117,7 @@ class PositionProbe:
             local = (torch.empty(0, 0), torch.empty(0), torch.empty(0, dtype=torch.long))
         else:
             local = (torch.cat(self._features), torch.cat(self._positions), torch.cat(self._subjects))
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if world_size() > 1:
             # Ranks hold different numbers of rows (evaluation shards are unpadded): gather as objects.
             parts: list = [None] * dist.get_world_size()
             dist.all_gather_object(parts, local)

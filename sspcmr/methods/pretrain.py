@@ -1,27 +1,36 @@
 """``Pretraining``: what every self-supervised method shares, so each method file says only what is its own.
 
-Shared here: the backbone (``self.backbone``: a :class:`~sspcmr.models.UNet` for methods that train the
-decoder, else an :class:`EncoderBackbone`; either way the U-Net's ``encoder.`` keys live under
-``backbone.``), SGD with a per-epoch cosine schedule (the reference's for SimCLR, PCL and MIM), the
-transfer manifest written into every checkpoint, a check that the data module serves the views the
-method needs, and the label-free monitors (:mod:`sspcmr.methods.monitoring`).
+Shared here: the constructor arguments every method takes with the same default (U-Net ``channels`` and
+``norm``, the probe and monitor options; a method's own arguments reach them through ``**kwargs``, which the
+command line follows too), the hyperparameters saved once for the whole class chain, the backbone
+(``self.backbone``: a :class:`~sspcmr.models.UNet` for methods that train the decoder, else an
+:class:`EncoderBackbone`; either way the U-Net's ``encoder.`` keys live under ``backbone.``), its pooled
+bottleneck (:meth:`Pretraining.encode`), the optimisation recipe a method chooses
+(:mod:`sspcmr.methods.optimisation`), the transfer manifest written into every checkpoint, and the
+label-free monitors (:mod:`sspcmr.methods.monitoring`); from :class:`~sspcmr.methods.base.CineModule` the
+augmentation of native slices, which a method with its own views overrides (:meth:`train_augmentation`).
 
-A method subclass sets :attr:`method`, :attr:`views` and :attr:`transferable`, builds its network and
+Families with more in common have their own base: :class:`~sspcmr.methods.reconstruction.Reconstruction`
+(MIM, Inpainting) and :class:`~sspcmr.methods.geometric.Geometric` (SliceLocation, Orientation, Multitask).
+A method subclass sets :attr:`method`, :attr:`transferable` and :attr:`optimisation`, builds its network and
 loss, and implements ``training_step`` / ``validation_step``; in ``validation_step`` it calls
 :meth:`probe_features` on one view so the position probe sees the validation slices.
+docs/adding-a-method.md walks through one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import lightning as L
 import torch
 from torch import nn
 
-from sspcmr.checks import check_int, check_number
+from sspcmr.checks import check_int
 from sspcmr.data import keys as K
+from sspcmr.methods.base import CineModule
 from sspcmr.methods.monitoring import PositionProbe, effective_rank, embedding_std
+from sspcmr.methods.optimisation import AdamStep, SGDCosine, SGDWarmupCosine
 from sspcmr.methods.transfer import MANIFEST_KEY, build_manifest
 from sspcmr.models import UNetConfig, UNetEncoder
 from sspcmr.models.unet import check_input_size
@@ -38,126 +47,115 @@ class EncoderBackbone(nn.Module):
         self.config = config
         self.encoder = UNetEncoder(config)
 
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder features, highest resolution first (as :meth:`sspcmr.models.UNet.encode`)."""
+        return self.encoder(x)
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.encoder(x)
 
 
-def global_pool(features: torch.Tensor) -> torch.Tensor:
-    """Global average pooling (B, C, H, W) -> (B, C) of the deepest feature map."""
-    return features.mean(dim=(2, 3))
+def pooled_bottleneck(features: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Global average pooling (B, C, H, W) -> (B, C) of the deepest of the encoder ``features``."""
+    return features[-1].mean(dim=(2, 3))
 
 
-class Pretraining(L.LightningModule):
+class Pretraining(CineModule):
     """Base of the self-supervised methods (not used on its own).
 
-    Args (shared by every method; each subclass documents its defaults):
-        channels: U-Net channels per stage; must equal the fine-tuning U-Net's.
-        norm: normalisation layer of the U-Net.
-        lr: peak learning rate.
-        momentum: SGD momentum.
-        nesterov: Nesterov momentum.
-        weight_decay: SGD weight decay.
-        probe: fit the slice-position probe on the validation slices each validation epoch.
+    Args:
+        channels: U-Net channels per stage (reference 32, 64, 128, 256, 512, 512, 512); the fine-tuning
+            U-Net must use the same.
+        norm: normalisation layer of the U-Net (``batch``, reference).
+        probe: fit the online slice-position probe on the validation slices.
         probe_max_samples: validation rows per rank the probe keeps per epoch.
-        monitor_every_n_steps: compute the collapse monitors every this many training steps
-            (0: every ``trainer.log_every_n_steps``).
+        monitor_every_n_steps: collapse monitors every this many training steps (0:
+            ``trainer.log_every_n_steps``).
+        **kwargs: the output grid, intensity convention, centring and augmentation seed
+            (:class:`~sspcmr.methods.base.CineModule`).
     """
 
     method: ClassVar[str] = ""
-    views: ClassVar[str] = ""  # the CineDataModule ``views`` recipe the method consumes
-    also_views: ClassVar[tuple[str, ...]] = ()  # other recipes that serve the same batches
     transferable: ClassVar[tuple[str, ...]] = ("encoder",)
+    hparams_ignore: ClassVar[tuple[str, ...]] = ()
+    """Arguments left out of the saved hyperparameters (run-time options such as ``log_images``)."""
+    optimisation: SGDCosine | AdamStep | SGDWarmupCosine
+    """The optimiser and its schedule (:mod:`sspcmr.methods.optimisation`), set by the method's constructor."""
 
     def __init__(
         self,
-        channels: list[int] | None,
-        norm: str,
-        lr: float,
-        momentum: float,
-        nesterov: bool,
-        weight_decay: float,
+        channels: list[int] | None = None,
+        norm: str = "batch",
         probe: bool = True,
         probe_max_samples: int = 4096,
         monitor_every_n_steps: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        check_number("lr", lr, 0, low_open=True)
-        check_number("momentum", momentum, 0, 1, high_open=True)
-        check_number("weight_decay", weight_decay, 0)
+        super().__init__(**kwargs)
         check_int("probe_max_samples", probe_max_samples, 1)
         check_int("monitor_every_n_steps", monitor_every_n_steps, 0)
-        self.lr, self.momentum, self.nesterov, self.weight_decay = lr, momentum, nesterov, weight_decay
         self.probe = PositionProbe(probe_max_samples) if probe else None
         self.monitor_every_n_steps = monitor_every_n_steps
         # Refuses bad channels and norm now (naming the value as given), whatever the subclass builds later.
         UNetConfig(channels=channels if channels is not None else REFERENCE_CHANNELS, norm=norm)  # type: ignore[arg-type]
         self.unet_channels = tuple(channels if channels is not None else REFERENCE_CHANNELS)
         self.norm = norm
+        # Once for the whole chain: Lightning collects the arguments of every __init__ still running, from
+        # this one out to the method's, so the method's own arguments are saved with these.
+        self.save_hyperparameters(ignore=list(self.hparams_ignore))
 
     def unet_config(self, **overrides: Any) -> UNetConfig:
         """The U-Net configuration of this run (heads from ``overrides``)."""
         return UNetConfig(channels=self.unet_channels, norm=self.norm, **overrides)  # type: ignore[arg-type]
 
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Pooled bottleneck features (B, C) of the backbone's encoder."""
-        return global_pool(self.backbone.encoder(images)[-1])
+    def encode(self, images: torch.Tensor, backbone: nn.Module | None = None) -> torch.Tensor:
+        """Pooled bottleneck features (B, C) of the encoder of ``backbone`` (default: ``self.backbone``)."""
+        return pooled_bottleneck((self.backbone if backbone is None else backbone).encode(images))
 
     # -- data checks ---------------------------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
-        data = getattr(self.trainer, "datamodule", None)
-        hparams = getattr(data, "hparams", None)
-        if hparams is None or "views" not in hparams:
-            return
-        views = hparams.views
-        if views == "auto":
-            views = "contrastive" if hparams.mode == "pretrain" else "single"
-        if hparams.mode != "pretrain" or views not in (self.views, *self.also_views):
-            raise ValueError(f"{type(self).__name__} needs CineDataModule(mode='pretrain', views='{self.views}'); "
-                             f"got mode={hparams.mode!r}, views={hparams.views!r}. Set --data.mode pretrain "
-                             f"--data.views {self.views}")
-        self.check_output_size(hparams.output_size)
+        super().setup(stage)
+        self.check_output_size(self.output_size)
 
     def check_output_size(self, size: int) -> None:
-        """Raise a ValueError unless the data module's ``output_size`` fits the network (called in ``setup``,
-        before the first batch); methods with more constraints (crops, patches) extend it."""
+        """Raise a ValueError unless ``output_size`` fits the network (called in ``setup``, before the first
+        batch); methods with more constraints (crops, patches) extend it."""
         check_input_size(size, self.backbone.config)
-
-    def _preprocessing(self) -> dict | None:
-        data = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        hparams = getattr(data, "hparams", None)
-        if hparams is None or "output_size" not in hparams:
-            return None
-        return {"output_size": int(hparams.output_size), "output_spacing": float(hparams.output_spacing),
-                "centring": hparams.get("centring"), "scale_convention": hparams.get("scale_convention")}
 
     # -- optimisation --------------------------------------------------------------------------------
 
     def configure_optimizers(self):
-        """SGD on all parameters, cosine annealing per epoch to 0 over ``trainer.max_epochs`` (reference)."""
-        optimizer = torch.optim.SGD(self.trainable_parameters(), lr=self.lr, momentum=self.momentum,
-                                    nesterov=self.nesterov, weight_decay=self.weight_decay)
-        epochs = self.trainer.max_epochs
-        if epochs is None or epochs < 1:
-            raise ValueError(f"the cosine schedule needs a finite trainer.max_epochs; got {epochs}")
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=0.0)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
+        """The method's :attr:`optimisation` recipe over the trainable parameters and ``trainer.max_epochs``."""
+        epochs = self.trainer.max_epochs if self._trainer is not None else None
+        return self.optimisation.configure(self.trainable_parameters(), epochs)
 
-    def trainable_parameters(self) -> list[nn.Parameter]:
-        """Parameters the optimiser updates (all that require gradients)."""
-        return [p for p in self.parameters() if p.requires_grad]
+    def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """The parameters the optimiser updates (all that require gradients), with their names."""
+        return [(name, p) for name, p in self.named_parameters() if p.requires_grad]
 
     # -- checkpoint manifest -------------------------------------------------------------------------
 
     def manifest(self) -> dict:
         """What a fine-tuning needs to know about this checkpoint (see :func:`build_manifest`)."""
         return build_manifest(self.method, BACKBONE_PREFIX, self.transferable, self.backbone.config,
-                              self._preprocessing())
+                              self.preprocessing())
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint[MANIFEST_KEY] = self.manifest()
 
-    # -- monitors ------------------------------------------------------------------------------------
+    # -- logging and monitors ------------------------------------------------------------------------
+
+    def log_training(self, loss: torch.Tensor, batch_size: int, embeddings: torch.Tensor) -> None:
+        """Log the training loss, and the collapse monitors of ``embeddings`` (N, D) when they are due."""
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        if self.monitor_due():
+            self.log_collapse(embeddings)
+
+    def log_validation(self, loss: torch.Tensor, batch_size: int) -> None:
+        """Log the validation loss (averaged over the epoch and the ranks)."""
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=batch_size, sync_dist=True)
 
     def monitor_due(self) -> bool:
         """Whether the collapse monitors run at this training step."""
@@ -179,6 +177,7 @@ class Pretraining(L.LightningModule):
         return features
 
     def on_validation_epoch_start(self) -> None:
+        super().on_validation_epoch_start()
         if self.probe is not None:
             self.probe.reset()
 

@@ -1,9 +1,9 @@
-"""Per-step schedules of DINO (the reference code), written from DINO's definitions.
+"""Per-step schedules of DINO (docs/reference.md#dino-schedules, #dino-loss), written from DINO's definitions.
 
 DINO sets the learning rate, the weight decay and the teacher momentum at every optimiser step from
-precomputed arrays of length ``epochs x iterations_per_epoch``; the teacher temperature changes per
-epoch. lightly's ``cosine_schedule`` divides by ``max_steps - 1`` and has no warmup, so it does not give
-the reference's numbers (the reference code); these functions do.
+precomputed arrays of length ``epochs x iterations_per_epoch``; the teacher temperature changes per epoch
+(lightly's ``DINOLoss`` holds that warm-up). lightly's ``cosine_schedule`` divides by ``max_steps - 1`` and
+has no warmup, so it does not give the reference's numbers; these functions do.
 """
 
 from __future__ import annotations
@@ -40,10 +40,3 @@ def dino_cosine_schedule(
     steps = torch.arange(total - warmup_steps, dtype=torch.float64)
     cosine = final + 0.5 * (base - final) * (1 + torch.cos(math.pi * steps / max(1, len(steps))))
     return torch.cat([warmup, cosine])
-
-
-def teacher_temperature(epoch: int, start: float = 0.02, end: float = 0.04, warmup_epochs: int = 30) -> float:
-    """Teacher temperature of an epoch: ``linspace(start, end, warmup_epochs)[epoch]``, then ``end``."""
-    if epoch < warmup_epochs:
-        return float(torch.linspace(start, end, warmup_epochs, dtype=torch.float64)[epoch])
-    return end

@@ -1,7 +1,7 @@
 """``Segmentation``: the U-Net trained with labels, from scratch (the paper's baseline) or fine-tuned.
 
-Reference recipe (the reference code): 0.5 CE + 0.5 per-slice soft Dice over LV, MYO and RV on all
-six deep-supervision heads weighted by 2^-i; SGD with Nesterov momentum 0.99 and weight decay 3e-5
+Reference recipe (docs/reference.md#segmentation-loss, #optimisation, #transfer): 0.5 CE + 0.5 per-slice soft Dice over
+LV, MYO and RV on all six deep-supervision heads weighted by 2^-i; SGD with Nesterov momentum 0.99 and weight decay 3e-5
 on all parameters; learning rate 0.01 from scratch and 0.005 for fine-tuning, polynomial decay
 (power 0.9) per epoch over the run's epochs; fp32; evaluation of the last epoch on whole volumes in
 native space.
@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -21,9 +20,11 @@ from sspcmr.data import keys as K
 from sspcmr.data.atomic import atomic_write_bytes
 from sspcmr.data.errors import DataError
 from sspcmr.evaluation.metrics import slice_dice
-from sspcmr.evaluation.native import labels_to_native
 from sspcmr.evaluation.volume import VolumeEvaluator
+from sspcmr.inference.volume import volume_labels
 from sspcmr.losses import DeepSupervisionLoss, DiceCELoss
+from sspcmr.methods.base import CineModule
+from sspcmr.methods.optimisation import SGDPoly
 from sspcmr.methods.transfer import (
     MANIFEST_KEY,
     TransferMode,
@@ -36,11 +37,13 @@ from sspcmr.methods.transfer import (
 from sspcmr.methods.visuals import log_overlays
 from sspcmr.models import UNet, UNetConfig
 from sspcmr.models.unet import check_input_size
+from sspcmr.transforms import presets
+from sspcmr.transforms.views import Augmenter
 
 __all__ = ["Segmentation", "slice_dice"]  # slice_dice: re-exported from sspcmr.evaluation.metrics
 
 
-class Segmentation(L.LightningModule):
+class Segmentation(CineModule):
     """U-Net segmentation of LV, MYO and RV with deep supervision.
 
     Args:
@@ -74,9 +77,13 @@ class Segmentation(L.LightningModule):
             ``lr`` over the remaining epochs. 0 (default, the reference and the paper's best) fine-tunes
             everything at once. Needs ``init_from``.
         two_stage_lr: learning rate of the frozen stage (None: ``lr``).
+        augmentation: train on the reference's augmented views (True) or on the evaluation resampling
+            alone (False: the paper's no-augmentation experiment). Validation always sees the resampling alone.
         log_images: log segmentation overlays of a fixed validation batch to TensorBoard each epoch.
         results_dir: where ``test`` writes per-volume results and summaries (default: the logger's
             folder, else ``results/``).
+        **kwargs: the output grid, intensity convention, centring and augmentation seed
+            (:class:`~sspcmr.methods.base.CineModule`).
     """
 
     def __init__(
@@ -99,10 +106,12 @@ class Segmentation(L.LightningModule):
         freeze_encoder_epochs: int = 0,
         two_stage_epochs: int = 0,
         two_stage_lr: float | None = None,
+        augmentation: bool = True,
         log_images: bool = True,
         results_dir: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(**kwargs)
         if lr <= 0 or not 0 <= momentum < 1 or weight_decay < 0 or freeze_encoder_epochs < 0:
             raise ValueError("lr must be > 0, momentum in [0, 1), weight_decay and freeze_encoder_epochs >= 0")
         if two_stage_epochs < 0 or (two_stage_lr is not None and two_stage_lr <= 0):
@@ -147,6 +156,10 @@ class Segmentation(L.LightningModule):
         if method != "segmentation":
             raise DataError(f"--ckpt: {path} is not a Segmentation checkpoint (method: {method or 'unknown'}); "
                             "fine-tune it first (sspcmr fit with --model.init_from)")
+        trained = dict(content.get("datamodule_hyper_parameters") or {})
+        for key in ("output_size", "output_spacing"):  # checkpoints of sspcmr before methods owned their grid
+            if key not in hparams and key in trained:
+                hparams[key] = trained[key]
         try:
             model = cls(**{**hparams, **overrides})
         except TypeError as error:
@@ -157,7 +170,7 @@ class Segmentation(L.LightningModule):
                             f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected "
                             f"(e.g. {unexpected[:2]})")
         model.on_load_checkpoint(content)
-        model.trained_data = dict(content.get("datamodule_hyper_parameters") or {})
+        model.trained_data = trained
         model.eval()
         return model
 
@@ -167,20 +180,27 @@ class Segmentation(L.LightningModule):
 
     # -- transfer and manifest ---------------------------------------------------------------------
 
-    def _preprocessing(self) -> dict | None:
-        data = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if data is None or not hasattr(data, "hparams") or "output_size" not in data.hparams:
-            return None
-        return {"output_size": int(data.hparams.output_size), "output_spacing": float(data.hparams.output_spacing)}
+    def preprocessing(self) -> dict:
+        """The resampling grid recorded in the manifest (what a later fine-tuning or inference must match)."""
+        return {"output_size": int(self.output_size), "output_spacing": float(self.output_spacing)}
+
+    def train_augmentation(self) -> Augmenter:
+        """The reference's augmented view, or the evaluation resampling alone (``augmentation=False``)."""
+        if self.hparams.augmentation:
+            return presets.segmentation_train(**self.recipe_options())
+        return presets.evaluation(output_size=self.output_size, output_spacing=self.output_spacing)
+
+    def validation_augmentation(self) -> Augmenter:
+        """Validation slices are scored on the evaluation resampling (image-centred, no augmentation)."""
+        return presets.evaluation(output_size=self.output_size, output_spacing=self.output_spacing)
 
     def check_output_size(self, size: int) -> None:
-        """Raise a ValueError unless the data module's ``output_size`` fits the U-Net's depth."""
+        """Raise a ValueError unless ``output_size`` fits the U-Net's depth."""
         check_input_size(size, self.net.config)
 
     def setup(self, stage: str) -> None:
-        pre = self._preprocessing()  # None without a CineDataModule
-        if pre is not None:
-            self.check_output_size(pre["output_size"])
+        super().setup(stage)
+        self.check_output_size(self.output_size)
 
     def apply_init_from(self) -> TransferReport | None:
         """Load ``init_from`` into the U-Net now (strictly, see :func:`load_transfer`) and return the report.
@@ -200,8 +220,8 @@ class Segmentation(L.LightningModule):
         if self._weights_restored or not self.hparams.init_from:
             return
         report = self.transfer_report or self.apply_init_from()
-        pre = self._preprocessing()
-        if report.manifest is not None and pre is not None and self.hparams.check_preprocessing:
+        pre = self.preprocessing()
+        if report.manifest is not None and self.hparams.check_preprocessing:
             check_preprocessing(report.manifest, pre["output_size"], pre["output_spacing"], report.source)
         rank_zero_info(str(report))
         # The report goes next to the run's logs so a reader can see what the fine-tuning started from.
@@ -211,11 +231,13 @@ class Segmentation(L.LightningModule):
             atomic_write_bytes(Path(logger.log_dir) / "transfer.json", lambda tmp: tmp.write_text(text))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
         # A fine-tuned or scratch U-Net can itself be transferred (encoder and decoder; never its heads).
         checkpoint[MANIFEST_KEY] = build_manifest("segmentation", "net.", ("encoder", "decoder"), self.net.config,
-                                                  self._preprocessing(), init_from=self.init_provenance)
+                                                  self.preprocessing(), init_from=self.init_provenance)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
         self._weights_restored = True
         manifest = checkpoint.get(MANIFEST_KEY)
         if isinstance(manifest, dict) and isinstance(manifest.get("init_from"), dict):
@@ -227,8 +249,7 @@ class Segmentation(L.LightningModule):
         return self._trainer is not None and self.current_epoch < self.hparams.two_stage_epochs
 
     def _transferred_modules(self) -> list[torch.nn.Module]:
-        return [self.net.encoder, self.net.decoder] if self.hparams.transfer == "encoder+decoder" \
-            else [self.net.encoder]
+        return [self.net.encoder, self.net.decoder][: 2 if self.hparams.transfer == "encoder+decoder" else 1]
 
     def on_train_epoch_start(self) -> None:
         if self.hparams.two_stage_epochs:
@@ -246,10 +267,9 @@ class Segmentation(L.LightningModule):
         # features, not just frozen weights (Lightning switches the module back to train mode after
         # every validation, hence here).
         if mode and self.hparams.get("two_stage_epochs") and self._frozen_stage():
-            for module in self._transferred_modules():
-                for layer in module.modules():
-                    if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
-                        layer.eval()
+            for layer in (layer for module in self._transferred_modules() for layer in module.modules()):
+                if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+                    layer.eval()
         return self
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -274,26 +294,10 @@ class Segmentation(L.LightningModule):
             log_overlays(self, self._overlay_batch)
 
     def configure_optimizers(self):
-        optimizer = torch.optim.SGD(self.parameters(), lr=self.hparams.lr, momentum=self.hparams.momentum,
-                                    nesterov=self.hparams.nesterov, weight_decay=self.hparams.weight_decay)
-        epochs = self.trainer.max_epochs
-        if epochs is None or epochs < 1:  # max_steps / max_time runs: the decay would end after epoch 0 (lr 0)
-            raise ValueError(f"the poly learning-rate schedule needs a finite trainer.max_epochs; got {epochs}")
-        power = self.hparams.poly_power
-        stage = self.hparams.two_stage_epochs
-        if stage >= epochs:
-            raise ValueError(f"two_stage_epochs={stage} leaves no epoch of the second stage (max_epochs={epochs})")
-        first = (self.hparams.two_stage_lr or self.hparams.lr) / self.hparams.lr
-
-        def factor(e: int) -> float:
-            # PolynomialLR stepped per epoch: lr_e = lr0 (1 - e / E)^0.9 (reference, the reference code); with two
-            # stages, one such decay per stage, the first scaled to two_stage_lr.
-            if e < stage:
-                return first * max(0.0, 1 - e / stage) ** power
-            return max(0.0, 1 - (e - stage) / (epochs - stage)) ** power
-
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
+        """SGD on all parameters with the reference's polynomial decay per epoch (:class:`SGDPoly`)."""
+        h = self.hparams
+        recipe = SGDPoly(h.lr, h.momentum, h.nesterov, h.weight_decay, h.poly_power, h.two_stage_epochs, h.two_stage_lr)
+        return recipe.configure(list(self.named_parameters()), self.trainer.max_epochs)
 
     # -- evaluation in native space -------------------------------------------------------------
 
@@ -303,9 +307,8 @@ class Segmentation(L.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         if K.PHASE not in batch:
             raise ValueError("test needs whole volumes: use CineDataModule(mode='segment' or 'volumes')")
-        logits = self(batch[K.IMAGE])[0]
         native = batch[K.NATIVE_LABEL]
-        pred = labels_to_native(logits, batch[K.THETA], batch[K.SIZE], tuple(native.shape[-2:]))
+        pred = volume_labels(self, batch)
         height, width = pred.shape[-2:]
         self.evaluator.add(batch, pred.cpu(), native[:, 0, :height, :width].cpu())
 
@@ -330,13 +333,7 @@ class Segmentation(L.LightningModule):
         """
         if K.PHASE not in batch:
             raise ValueError("predict needs whole volumes: use CineDataModule(mode='segment' or 'volumes')")
-        logits = self(batch[K.IMAGE])[0]
-        size = batch[K.SIZE]
-        # The slices of one volume share their native size; the canvas the resampling saw is the native
-        # labels' shape where the batch kept them, else that size (a volume's slices need no padding).
-        native = batch.get(K.NATIVE_LABEL)
-        padded = tuple(native.shape[-2:]) if native is not None else tuple(int(v) for v in size[0])
-        pred = labels_to_native(logits, batch[K.THETA], size, padded)
+        pred = volume_labels(self, batch)
         return {
             "dataset": str(batch[K.DATASET][0]),
             "subject": str(batch[K.SUBJECT][0]),

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from sspcmr.data.errors import DataError, MachineError, is_machine_failure
-from sspcmr.data.prepare.store import sha256_file as file_sha256  # provenance: the pretraining file's hash
+from sspcmr.data.store.reader import sha256_file as file_sha256  # provenance: the pretraining file's hash
 from sspcmr.models.unet import REFERENCE_HEAD_PREFIX, UNetConfig
 
 TransferMode = Literal["encoder", "encoder+decoder"]
@@ -32,7 +32,7 @@ PARTS: dict[str, tuple[str, ...]] = {"encoder": ("encoder.",), "encoder+decoder"
 # shape the heads, which never transfer).
 ARCHITECTURE_FIELDS = ("in_channels", "channels", "norm", "negative_slope")
 # What the images looked like to the pretrained network (sspcmr's only intensity normalisation is the
-# subject-level z-score over the whole 4D cine, the reference code).
+# subject-level z-score over the whole 4D cine, docs/reference.md#standardisation).
 NORMALISATION = "subject z-score over the 4D cine"
 
 

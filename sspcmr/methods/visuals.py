@@ -1,4 +1,5 @@
-"""Segmentation overlays for TensorBoard: image, ground truth and prediction side by side."""
+"""Images for TensorBoard: segmentation overlays (image, ground truth and prediction side by side), reconstructions
+(MIM, Inpainting) and orientation heatmaps."""
 
 from __future__ import annotations
 
@@ -49,6 +50,11 @@ def log_image(module: L.LightningModule, tag: str, grid: torch.Tensor) -> None:
     experiment.add_image(tag, grid.clamp(0, 1), global_step=module.current_epoch)
 
 
+def _window(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image intensity window (lowest, highest value) of (B, 1, H, W) images."""
+    return image.amin(dim=(1, 2, 3), keepdim=True), image.amax(dim=(1, 2, 3), keepdim=True)
+
+
 def _grey(image: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     return ((image - lo) / (hi - lo).clamp(min=1e-6)).clamp(0, 1).expand(-1, 3, -1, -1)
 
@@ -60,10 +66,31 @@ def reconstruction_grid(target: torch.Tensor, masked: torch.Tensor, output: torc
     from torchvision.utils import make_grid
 
     target, masked, output, mask = (t.detach().float().cpu() for t in (target, masked, output, mask))
-    lo = target.amin(dim=(1, 2, 3), keepdim=True)
-    hi = target.amax(dim=(1, 2, 3), keepdim=True)
+    lo, hi = _window(target)
     pasted = masked * (1 - mask) + output * mask
     red = torch.cat([mask, torch.zeros_like(mask), torch.zeros_like(mask)], 1)
     rows = torch.stack([_grey(target, lo, hi), _grey(masked, lo, hi), _grey(output, lo, hi),
                         _grey(pasted, lo, hi), red], 1)
     return make_grid(rows.flatten(0, 1), nrow=5, padding=2)
+
+
+def heatmap_grid(image: torch.Tensor, target: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    """(3, H', W') grid, one row per slice: the image, then per channel the target and the prediction
+    over a dimmed image (channel 0 red, channel 1 green), then both predicted channels together."""
+    from torchvision.utils import make_grid
+
+    image, target, pred = (t.detach().float().cpu() for t in (image, target, pred))
+    grey = _grey(image, *_window(image))
+    colours = torch.tensor([[1.0, 0.2, 0.2], [0.2, 1.0, 0.2]])
+
+    def paint(maps: torch.Tensor, first: int = 0) -> torch.Tensor:  # heatmaps of channels first.. over the image
+        out = 0.5 * grey
+        for k in range(maps.shape[1]):
+            out = out + maps[:, k : k + 1].clamp(0, 1) * colours[(first + k) % 2].view(1, 3, 1, 1)
+        return out.clamp(0, 1)
+
+    columns = [grey]
+    for k in range(target.shape[1]):
+        columns += [paint(target[:, k : k + 1], k), paint(pred[:, k : k + 1], k)]
+    columns.append(paint(pred))
+    return make_grid(torch.stack(columns, 1).flatten(0, 1), nrow=len(columns), padding=2)

@@ -1,4 +1,4 @@
-"""The convolutional block of the reference U-Net (the reference code), shared by encoder and decoder.
+"""The convolutional block of the reference U-Net (docs/reference.md#unet), shared by encoder and decoder.
 
 Block = conv 3×3 (padding 1, with bias) → norm → LeakyReLU → conv 3×3 (stride 1, with bias) → norm → LeakyReLU.
 The downsampling encoder blocks put their stride 2 in the *first* conv; there is no max-pooling.
@@ -44,7 +44,7 @@ class ConvBlock(nn.Module):
     """Two 3×3 conv → norm → LeakyReLU layers, the unit of every encoder and decoder stage.
 
     The attribute names ``conv1``, ``bn1``, ``conv2``, ``bn2`` are those of the reference's ``Block`` so that
-    state-dict keys match it one for one (the reference code, "State-dict names"); ``bn*`` keep that name
+    state-dict keys match it one for one (docs/reference.md#unet, "State-dict names"); ``bn*`` keep that name
     whatever ``norm`` is. The activation has no parameters, hence no keys.
 
     Args:

@@ -1,6 +1,6 @@
 """The U-Net shared by every method: baseline, fine-tuning, MIM, and (encoder alone) SimCLR, PCL and DINO.
 
-With the default :class:`UNetConfig` the network is exactly the reference ``UNet2d`` (the reference code):
+With the default :class:`UNetConfig` the network is exactly the reference ``UNet2d`` (docs/reference.md#unet):
 7 stages of 32, 64, 128, 256, 512, 512, 512 channels, stride-2 first convs instead of pooling, transposed-conv
 upsampling, concatenation ``[upsampled, skip]``, 1×1 output heads with raw logits and PyTorch's default
 initialisation. Its parameters and buffers match the reference checkpoints one for one, except that the heads
@@ -8,7 +8,7 @@ live in ``heads.*`` instead of ``decoder.output_convs.*`` and are indexed highes
 :mod:`sspcmr.models.reference_keys` translates between the two namings.
 
 The top-level children are exactly ``encoder``, ``decoder`` and ``heads`` so that transfer selects weights by
-the prefixes ``encoder.``, ``decoder.`` and ``heads.`` (the reference code).
+the prefixes ``encoder.``, ``decoder.`` and ``heads.`` (docs/reference.md#transfer).
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ def _is_int(value: object) -> bool:
 
 @dataclass(frozen=True)
 class UNetConfig:
-    """Architecture of the U-Net; the defaults are the reference ``UNet2d`` (the reference code).
+    """Architecture of the U-Net; the defaults are the reference ``UNet2d`` (docs/reference.md#unet).
 
     Attributes:
         in_channels: Image channels of the input (reference: 1, a single cine frame).
         out_channels: Channels of every head: classes for segmentation (reference: 4, background, LV, MYO, RV),
-            1 for the MIM reconstruction (the reference code).
+            1 for the MIM reconstruction (docs/reference.md#mim-network).
         channels: Output channels of each encoder stage, highest resolution first; the number of stages is
             ``len(channels)``. Stage 0 keeps the input size and each later stage halves it. The decoder mirrors
             it. Reference: (32, 64, 128, 256, 512, 512, 512), a 4×4×512 bottleneck for 256² inputs.
@@ -107,6 +107,11 @@ class UNetConfig:
         return min(n, stages) if n > 0 else max(1, stages + n)
 
 
+def _or_reference(config: UNetConfig | None) -> UNetConfig:
+    """``config``, or the reference architecture when None."""
+    return config if config is not None else UNetConfig()
+
+
 def check_input_size(size: int, config: UNetConfig, name: str = "output_size") -> None:
     """Raise a ValueError unless square ``size`` x ``size`` images fit the U-Net of ``config``.
 
@@ -134,9 +139,10 @@ def check_input_size(size: int, config: UNetConfig, name: str = "output_size") -
 class UNetEncoder(nn.Module):
     """The contracting path: S :class:`~sspcmr.models.blocks.ConvBlock` stages, the first at full resolution.
 
-    Built alone (``UNetEncoder(config)``) it is the backbone of SimCLR, PCL and DINO (the reference code);
-    its keys ``enc_blocks.{i}.{conv1,bn1,conv2,bn2}.*`` equal those of a :class:`UNet`'s ``encoder.``.
-    Only ``in_channels``, ``channels``, ``norm`` and ``negative_slope`` of the config are used.
+    Built alone (``UNetEncoder(config)``) it is the backbone of SimCLR, PCL and DINO
+    (docs/reference.md#encoder-mlp, #dino-network); its keys ``enc_blocks.{i}.{conv1,bn1,conv2,bn2}.*`` equal those of a
+    :class:`UNet`'s ``encoder.``. Only ``in_channels``, ``channels``, ``norm`` and ``negative_slope`` of the config are
+    used.
 
     Args:
         config: Architecture; None means the reference :class:`UNetConfig`.
@@ -144,11 +150,10 @@ class UNetEncoder(nn.Module):
 
     def __init__(self, config: UNetConfig | None = None) -> None:
         super().__init__()
-        self.config = config if config is not None else UNetConfig()
-        c = self.config
+        self.config = c = _or_reference(config)
         in_channels = (c.in_channels, *c.channels[:-1])
         # Stage 0 keeps the resolution (input → 32 channels); every later stage downsamples with stride 2 in
-        # its first conv (the reference code, no max-pooling).
+        # its first conv (docs/reference.md#unet, no max-pooling).
         self.enc_blocks = nn.ModuleList(
             ConvBlock(c_in, c_out, 1 if i == 0 else 2, c.norm, c.negative_slope)
             for i, (c_in, c_out) in enumerate(zip(in_channels, c.channels, strict=True))
@@ -205,7 +210,7 @@ class UNetDecoder(nn.Module):
 
     Stage j goes from ``channels[-1 - j]`` to ``c = channels[-2 - j]`` channels: ``ConvTranspose2d(k=2, s=2)``,
     concatenation ``[upsampled, skip]`` (upsampled first, as in the reference), then a stride-1 block
-    2c → c (the reference code). Keys: ``upconvs.{j}.*`` and ``dec_blocks.{j}.*``.
+    2c → c (docs/reference.md#unet). Keys: ``upconvs.{j}.*`` and ``dec_blocks.{j}.*``.
 
     Args:
         config: Architecture; None means the reference :class:`UNetConfig`.
@@ -213,8 +218,7 @@ class UNetDecoder(nn.Module):
 
     def __init__(self, config: UNetConfig | None = None) -> None:
         super().__init__()
-        self.config = config if config is not None else UNetConfig()
-        c = self.config
+        self.config = c = _or_reference(config)
         deep_to_shallow = c.channels[::-1]
         pairs = list(zip(deep_to_shallow[:-1], deep_to_shallow[1:], strict=True))
         self.upconvs = nn.ModuleList(nn.ConvTranspose2d(c_in, c_out, kernel_size=2, stride=2) for c_in, c_out in pairs)
@@ -245,7 +249,7 @@ class UNetDecoder(nn.Module):
 
 
 class UNet(nn.Module):
-    """U-Net with deep-supervision heads; the reference ``UNet2d`` by default (the reference code).
+    """U-Net with deep-supervision heads; the reference ``UNet2d`` by default (docs/reference.md#unet, #mim-network).
 
     Children: ``encoder`` (:class:`UNetEncoder`), ``decoder`` (:class:`UNetDecoder`) and ``heads``, a
     ``ModuleList`` of 1×1 convs (with bias, raw logits) where ``heads[i]`` reads decoder scale i, i.e. the
@@ -266,7 +270,7 @@ class UNet(nn.Module):
 
     def __init__(self, config: UNetConfig | None = None, **overrides: Any) -> None:
         super().__init__()
-        config = config if config is not None else UNetConfig()
+        config = _or_reference(config)
         unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(UNetConfig)})
         if unknown:
             raise TypeError(f"unknown UNetConfig field(s) {unknown}")
@@ -299,26 +303,40 @@ class UNet(nn.Module):
         Raises:
             ValueError: On a wrong number of dimensions or channels, or a size the divisor does not divide.
         """
-        features = self.decoder(self.encoder(x))
-        return [head(feature) for head, feature in zip(self.heads, features, strict=False)]
+        return self.head_outputs(self.decode(self.encode(x)))
+
+    # The features contract (segmentation_models_pytorch's: encoder features -> decoder outputs -> heads), for
+    # methods that need the features as well as the output (pooled bottleneck monitors, extra heads).
+
+    def encode(self, x: Tensor) -> list[Tensor]:
+        """The S encoder features of (B, in_channels, H, W) images, highest resolution first (the last is the
+        bottleneck); see :meth:`UNetEncoder.forward`."""
+        return self.encoder(x)
+
+    def decode(self, features: Sequence[Tensor]) -> list[Tensor]:
+        """The S decoder outputs of :meth:`encode`'s features, highest resolution first; see
+        :meth:`UNetDecoder.forward`."""
+        return self.decoder(features)
+
+    def head_outputs(self, decoded: Sequence[Tensor]) -> list[Tensor]:
+        """One logit map per head: ``heads[i]`` applied to decoder output i (highest resolution first)."""
+        return [head(feature) for head, feature in zip(self.heads, decoded, strict=False)]
+
+    def full_resolution(self, features: Sequence[Tensor]) -> Tensor:
+        """Head 0 on the full-resolution decoder output of encoder ``features``: (B, out_channels, H, W)."""
+        return self.heads[0](self.decode(features)[0])
 
     def forward_logits(self, x: Tensor) -> Tensor:
-        """Full-resolution output only (head 0), e.g. for inference or the MIM reconstruction.
-
-        Args:
-            x: (B, in_channels, H, W) images.
-
-        Returns:
-            (B, out_channels, H, W) raw logits.
-        """
-        return self.heads[0](self.decoder(self.encoder(x))[0])
+        """Full-resolution raw logits only (head 0), (B, out_channels, H, W), of (B, in_channels, H, W) images:
+        for inference, or the reconstruction of MIM and Inpainting."""
+        return self.full_resolution(self.encode(x))
 
     def freeze_encoder(self) -> None:
         """Stop gradients to the encoder parameters (``requires_grad = False``).
 
         Only ``requires_grad`` changes: the encoder stays in the model's train/eval mode, so its BatchNorm
         running statistics keep updating in training, as the reference's frozen-encoder epochs do (reference
-        the reference code, ``nr_epochs_frozen_encoder``).
+        docs/reference.md#transfer, ``nr_epochs_frozen_encoder``).
         """
         self.encoder.requires_grad_(False)
 

@@ -1,7 +1,8 @@
 """Batched, device-agnostic augmentation reproducing the reference's per-sample MONAI pipeline.
 
 ``geometry``: single-step affine resampling; ``intensity``: MONAI-semantics intensity transforms;
-``views``: :class:`Augmenter` turning a native-slice batch into views; ``presets``: the reference pipelines.
+``views``: :class:`Augmenter` turning a native-slice batch into views; ``presets``: the reference's shared
+pipelines (a method's own recipe lives with the method).
 """
 
 from sspcmr.transforms.geometry import (
@@ -25,7 +26,7 @@ from sspcmr.transforms.intensity import (
     sample_intensity,
     standardise,
 )
-from sspcmr.transforms.presets import contrastive, dino, evaluation, mim, segmentation_train
+from sspcmr.transforms.presets import augmented_geometry, evaluation, resample_for_evaluation, segmentation_train
 from sspcmr.transforms.views import Augmenter, ViewSpec
 
 __all__ = [
@@ -48,9 +49,8 @@ __all__ = [
     "standardise",
     "Augmenter",
     "ViewSpec",
-    "contrastive",
-    "dino",
+    "augmented_geometry",
+    "resample_for_evaluation",
     "evaluation",
-    "mim",
     "segmentation_train",
 ]

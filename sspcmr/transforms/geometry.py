@@ -1,6 +1,6 @@
 """Batched single-step affine resampling: spacing, size, centring and spatial augmentation in one grid.
 
-Implements the reference protocol's section 2.1. In normalised coordinates (``x`` = last array axis,
+Implements docs/reference.md#geometry. In normalised coordinates (``x`` = last array axis,
 dim1; ``y`` = dim0; ``align_corners=False``) an output location ``p`` maps to the *native* input location
 
     p_in = C · D · R · S · (p + t)
@@ -49,7 +49,7 @@ def _check_range(name: str, value: tuple[float, float], positive: bool = False) 
 
 @dataclass(frozen=True)
 class GeometryAugmentation:
-    """Configuration of the single-step geometric resampling (reference 2.1).
+    """Configuration of the single-step geometric resampling (docs/reference.md#geometry).
 
     Attributes:
         output_size: Output side length S in pixels (square output).

@@ -1,4 +1,5 @@
-"""Batched intensity augmentation with MONAI >= 1.3 semantics (the reference code).
+"""Batched intensity augmentation with MONAI >= 1.3 semantics
+(docs/reference.md#standardisation, #intensity-augmentation).
 
 Each transform decides per sample with its own probability, like one MONAI dictionary transform per
 sample would. Parameters are drawn on the CPU (:func:`sample_intensity`), so which samples a transform

@@ -1,4 +1,7 @@
-"""The reference study's augmentation pipelines as :class:`Augmenter` factories.
+"""The reference study's shared augmentation pipelines as :class:`Augmenter` factories.
+
+A method chooses its own recipe (``train_augmentation``); the ones several methods share live here, a
+recipe of one method lives with it (DINO's multi-crop views in :mod:`sspcmr.methods.dino`).
 
 Translation bounds are the reference's pixel values at a 256 px output and scale with
 ``output_size / 256``, so a smaller output (e.g. 64 px in tests) keeps the same bounds relative to its
@@ -7,21 +10,23 @@ field of view. ``output_spacing`` is never changed implicitly.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Literal
 
+import torch
+
+import sspcmr.data.keys as K
 from sspcmr.transforms.geometry import GeometryAugmentation
 from sspcmr.transforms.intensity import IntensityAugmentation
 from sspcmr.transforms.views import Augmenter, ViewSpec
 
-__all__ = ["segmentation_train", "evaluation", "contrastive", "mim", "dino"]
+__all__ = ["augmented_geometry", "segmentation_train", "evaluation", "resample_for_evaluation"]
 
 ScaleConvention = Literal["monai", "multiplier"]
 Centring = Literal["gt", "image"]
 CentreConvention = Literal["reference", "exact"]
 
 
-def _augmented_geometry(
+def augmented_geometry(
     output_size: int,
     output_spacing: float,
     centring: Centring,
@@ -49,10 +54,12 @@ def segmentation_train(
     scale_convention: ScaleConvention = "monai",
     centring: Centring = "gt",
     centre_convention: CentreConvention = "reference",
+    views: int = 1,
 ) -> Augmenter:
-    """The augmented supervised pipeline (baseline and fine-tuning training): one view, GT-centred."""
-    geometry = _augmented_geometry(output_size, output_spacing, centring, centre_convention)
-    return Augmenter([ViewSpec(geometry, IntensityAugmentation(scale_convention=scale_convention))])
+    """The reference's augmented pipeline, GT-centred: one view (``IMAGE``, the baseline and fine-tuning
+    training) or ``views`` independent draws (``VIEWS``: SimCLR and PCL contrast two)."""
+    geometry = augmented_geometry(output_size, output_spacing, centring, centre_convention)
+    return Augmenter([ViewSpec(geometry, IntensityAugmentation(scale_convention=scale_convention), count=views)])
 
 
 def evaluation(output_size: int = 256, output_spacing: float = 1.25) -> Augmenter:
@@ -61,56 +68,11 @@ def evaluation(output_size: int = 256, output_spacing: float = 1.25) -> Augmente
     return Augmenter([ViewSpec(geometry, IntensityAugmentation.none())])
 
 
-def contrastive(
-    views: int = 2,
-    output_size: int = 256,
-    output_spacing: float = 1.25,
-    scale_convention: ScaleConvention = "monai",
-    centring: Centring = "gt",
-    centre_convention: CentreConvention = "reference",
-) -> Augmenter:
-    """SimCLR / PCL: ``views`` independent draws of the baseline recipe, written to ``VIEWS``."""
-    geometry = _augmented_geometry(output_size, output_spacing, centring, centre_convention)
-    intensity = IntensityAugmentation(scale_convention=scale_convention)
-    return Augmenter([ViewSpec(geometry, intensity, count=views)])
-
-
-def mim(
-    output_size: int = 256,
-    output_spacing: float = 1.25,
-    scale_convention: ScaleConvention = "monai",
-    centring: Centring = "gt",
-    centre_convention: CentreConvention = "reference",
-) -> Augmenter:
-    """Masked image modelling: one view of the baseline recipe (masking happens in the method)."""
-    return segmentation_train(output_size, output_spacing, scale_convention, centring, centre_convention)
-
-
-def dino(
-    output_size: int = 256,
-    output_spacing: float = 1.25,
-    local_views: int = 6,
-    scale_convention: ScaleConvention = "monai",
-    centring: Centring = "gt",
-    centre_convention: CentreConvention = "reference",
-) -> Augmenter:
-    """DINO's 8 views (reference 3.4): global "blur", global "solarize", then ``local_views`` local crops.
-
-    Global views are ``output_size`` px with σ in 0.524-1.4; local views are ``output_size // 2`` px with
-    σ in 0.313-0.524 and translation ±160 px (at 128 px). Local views keep ``output_spacing``, so their
-    field of view is σ · (S/2) · spacing: a quarter of the intended area, replicating the reference.
-    """
-    base = IntensityAugmentation.dino_base(scale_convention=scale_convention)
-    glob = _augmented_geometry(output_size, output_spacing, centring, centre_convention, (0.524, 1.4))
-    # ±160 px of the 128 px local grid when output_size is 256.
-    local_shift = 160.0 * output_size / 256
-    local = _augmented_geometry(
-        output_size // 2, output_spacing, centring, centre_convention, (0.313, 0.524), local_shift
-    )
-    return Augmenter(
-        [
-            ViewSpec(glob, replace(base, smooth_prob=1.0, smooth_sigma=(0.1, 2.0))),
-            ViewSpec(glob, replace(base, solarize_prob=0.2, solarize_threshold=0.0)),
-            ViewSpec(local, base, count=local_views),
-        ]
-    )
+def resample_for_evaluation(recipe: Augmenter, batch: dict) -> dict:
+    """Apply an :func:`evaluation` recipe to a native batch; a whole volume (a batch with ``PHASE``) keeps its
+    native labels as ``NATIVE_LABEL``, to be scored against in native space."""
+    # The recipe draws nothing that changes its output (every probability is 0), so any stream serves.
+    out = recipe(batch, torch.Generator().manual_seed(0))
+    if K.PHASE in batch:
+        out[K.NATIVE_LABEL] = batch[K.LABEL]
+    return out

@@ -1,4 +1,5 @@
-"""Turn a native-slice batch into augmented views (the reference code), batched on its device.
+"""Turn a native-slice batch into augmented views (docs/reference.md#augmentation-order, #contrastive-views), batched on
+its device.
 
 Per view and per sample, with independent draws: one geometric resample (bicubic image, nearest
 label), subject standardisation, then the intensity transforms, then the label one-hot.

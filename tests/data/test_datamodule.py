@@ -9,8 +9,8 @@ import torch
 
 from sspcmr.data import keys as K
 from sspcmr.data.datamodule import CineDataModule
-from sspcmr.data.prepare import PreparedDataset
 from sspcmr.data.splits import labelled_subset, read_split
+from sspcmr.data.store import PreparedDataset
 
 
 def _module(prepared_tiny, **kwargs) -> CineDataModule:
@@ -91,40 +91,25 @@ def test_slice_items_match_the_prepared_arrays(prepared_tiny):
         assert isinstance(prepared.image(s), np.memmap)  # read through memory maps, not loaded
 
 
-def test_augmented_batches_have_the_documented_shapes(prepared_tiny):
+def test_batches_are_native_and_volumes_get_the_evaluation_resampling(prepared_tiny):
+    # The data module serves native slices (the method augments them: tests/methods/test_base.py).
     segment = _module(prepared_tiny, mode="segment")
-    batch = segment.augment(next(iter(segment.train_dataloader())), training=True)
+    native = next(iter(segment.train_dataloader()))
+    assert list(native[K.IMAGE].shape[-2:]) == native[K.PADDED][0].tolist()  # the batch's largest native slice
+    assert native[K.LABEL].shape[1] == 1  # stored label values, no one-hot yet
+    batch = segment.resample(native)
     assert batch[K.IMAGE].shape == (4, 1, 64, 64) and batch[K.LABEL].shape == (4, 4, 64, 64)
     assert torch.allclose(batch[K.LABEL].sum(1), torch.ones(4, 64, 64))
-    pretrain = _module(prepared_tiny, mode="pretrain")
-    batch = pretrain.augment(next(iter(pretrain.train_dataloader())), training=True)
-    assert len(batch[K.VIEWS]) == 2 and all(v.shape == (4, 1, 64, 64) for v in batch[K.VIEWS])
-    assert batch[K.POSITION].shape == (4,) and len(batch[K.SUBJECT]) == 4
-    dino = _module(prepared_tiny, mode="pretrain", views="dino")
-    batch = dino.augment(next(iter(dino.train_dataloader())), training=True)
-    assert [tuple(v.shape) for v in batch[K.VIEWS]] == [(4, 1, 64, 64)] * 2 + [(4, 1, 32, 32)] * 6
     volumes = _module(prepared_tiny, mode="volumes")
     item = volumes.datasets["test"][0]
-    out = volumes.augment(item, training=False)
+    out = volumes.resample(item)
     assert out[K.IMAGE].shape == (item[K.IMAGE].shape[0], 1, 64, 64) and out[K.THETA].shape[1:] == (2, 3)
     assert torch.equal(out[K.NATIVE_LABEL], item[K.LABEL]) and out[K.VOXEL_SPACING].shape == (3,)
     assert out[K.PHASE] in ("ED", "ES") and out[K.AFFINE].shape == (4, 4)
+    assert torch.equal(volumes.resample(item)[K.IMAGE], out[K.IMAGE])  # deterministic
 
 
-def test_seeded_runs_repeat_exactly(prepared_tiny):
-    def first_batch(seed: int) -> torch.Tensor:
-        torch.manual_seed(0)  # the loader's shuffle
-        module = _module(prepared_tiny, mode="segment", seed=seed)
-        return module.augment(next(iter(module.train_dataloader())), training=True)[K.IMAGE]
-
-    assert torch.equal(first_batch(3), first_batch(3))
-    assert not torch.equal(first_batch(3), first_batch(4))
-
-
-def test_pretraining_validation_is_a_fixed_shuffle_with_repeating_views(prepared_tiny):
-    class Epoch:  # the two trainer fields the augmentation reads
-        current_epoch, sanity_checking, global_rank = 0, False, 0
-
+def test_pretraining_validation_is_a_fixed_shuffle(prepared_tiny):
     module = _module(prepared_tiny, mode="pretrain", val_batch_size=8)
     rows = module.datasets["val"].rows
     stored = module.slice_rows("valid")
@@ -134,14 +119,6 @@ def test_pretraining_validation_is_a_fixed_shuffle_with_repeating_views(prepared
     assert first != stored[["slice", "frame"]].head(8).values.tolist()  # not in stored order
     again = _module(prepared_tiny, mode="pretrain", val_batch_size=8).datasets["val"].rows
     assert again[["slice", "frame"]].head(8).values.tolist() == first  # the same shuffle every time
-
-    module.trainer = Epoch()
-    batch = next(iter(module.val_dataloader()))
-    views = [module.augment(batch, training=False)[K.VIEWS][0] for _ in range(2)]
-    assert not torch.equal(views[0], views[1])  # within an epoch the draws go on
-    Epoch.current_epoch = 1
-    repeated = module.augment(batch, training=False)[K.VIEWS][0]
-    assert torch.equal(repeated, views[0])  # a new validation epoch restarts them
 
 
 def test_bad_configurations_name_the_problem(prepared_tiny, tmp_path):

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import pytest
 import torch
 
 from sspcmr.data import keys as K
 from sspcmr.data.datamodule import CineDataModule
+
+pytestmark = pytest.mark.slow  # multi-process runs: `pytest -m "not slow"` skips them
 
 
 class Recorder(L.LightningModule):

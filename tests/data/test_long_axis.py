@@ -11,8 +11,9 @@ import torch
 
 from sspcmr.data import keys as K
 from sspcmr.data.datasets import SliceDataset, collate_slices
-from sspcmr.data.long_axis import VIEWS, intersection_line, output_lines, render_heatmaps, slice_lines
-from sspcmr.data.prepare import PreparedDataset
+from sspcmr.data.long_axis import VIEWS, intersection_line, slice_lines
+from sspcmr.data.store import PreparedDataset
+from sspcmr.methods.heatmaps import output_lines, render_heatmaps
 from sspcmr.transforms import presets
 from sspcmr.transforms.geometry import GeometryAugmentation, affine_grid, build_theta, sample_affine
 

@@ -18,7 +18,7 @@ from sspcmr.data.splits import (
     vendor_subset,
     write_split,
 )
-from sspcmr.data.synthetic import mnms_codes
+from sspcmr.phantom import mnms_codes
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_bad_split_files(tmp_path, content, message):
 
 
 def test_cli_splits_subset_and_show(tmp_path, metadata, capsys):
-    from sspcmr.cli import main
+    from sspcmr.commands.main import main
 
     full = development_split(metadata, default_test_subjects(metadata))
     base = write_split(full, tmp_path / "full.yaml")

@@ -1,5 +1,5 @@
-"""DINO specifics (the reference code): schedules, teacher initialisation and EMA,
-parameter groups, the frozen last layer in epoch 0 and the head's shape."""
+"""DINO specifics (docs/reference.md#dino-network, #dino-loss, #dino-schedules, #reference-numbers, #check-dino):
+schedules, teacher initialisation and EMA, parameter groups, the frozen last layer in epoch 0 and the head's shape."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from lightly.models.utils import update_momentum
 
 from sspcmr.data.datamodule import CineDataModule
 from sspcmr.methods import DINO
-from sspcmr.methods.schedules import dino_cosine_schedule, teacher_temperature
+from sspcmr.methods.schedules import dino_cosine_schedule
 
 TINY = [8, 16, 32, 64]
+GRID = {"output_size": 64, "output_spacing": 2.5}  # the models' output grid: the data module's
 SMALL_HEAD = {"hidden_dim": 32, "bottleneck_dim": 16, "output_dim": 64}
 
 
@@ -37,10 +38,11 @@ def test_momentum_and_weight_decay_schedules():
 
 
 def test_teacher_temperature_by_epoch():
-    assert teacher_temperature(0) == pytest.approx(0.02)
-    assert teacher_temperature(1) == pytest.approx(0.020690, abs=1e-6)
-    assert teacher_temperature(29) == pytest.approx(0.04)
-    assert teacher_temperature(30) == 0.04 and teacher_temperature(99) == 0.04
+    dino = DINO(channels=TINY, **SMALL_HEAD)  # lightly's DINOLoss warm-up: linspace(0.02, 0.04, 30), then 0.04
+    assert dino.teacher_temperature_at(0) == pytest.approx(0.02)
+    assert dino.teacher_temperature_at(1) == pytest.approx(0.020690, abs=1e-6)
+    assert dino.teacher_temperature_at(29) == pytest.approx(0.04)
+    assert dino.teacher_temperature_at(30) == dino.teacher_temperature_at(99) == pytest.approx(0.04)
 
 
 def test_reference_head_shape_and_unit_norm_last_layer():
@@ -55,11 +57,11 @@ def test_reference_head_shape_and_unit_norm_last_layer():
 
 def test_teacher_starts_as_the_student_by_default_and_separate_on_request():
     torch.manual_seed(0)
-    copied = DINO(channels=TINY, **SMALL_HEAD)
+    copied = DINO(channels=TINY, **GRID, **SMALL_HEAD)
     for (name, student), teacher in zip(copied.backbone.state_dict().items(),
                                         copied.teacher_backbone.state_dict().values(), strict=True):
         assert torch.equal(student, teacher), name
-    separate = DINO(channels=TINY, teacher_init="separate", **SMALL_HEAD)
+    separate = DINO(channels=TINY, **GRID, teacher_init="separate", **SMALL_HEAD)
     first = "encoder.enc_blocks.0.conv1.weight"
     assert not torch.equal(separate.backbone.state_dict()[first], separate.teacher_backbone.state_dict()[first])
     assert not any(p.requires_grad for p in separate.teacher_backbone.parameters())
@@ -67,7 +69,7 @@ def test_teacher_starts_as_the_student_by_default_and_separate_on_request():
 
 
 def test_ema_with_momentum_one_leaves_the_teacher_and_zero_copies():
-    model = DINO(channels=TINY, teacher_init="separate", **SMALL_HEAD)
+    model = DINO(channels=TINY, **GRID, teacher_init="separate", **SMALL_HEAD)
     before = {k: v.clone() for k, v in model.teacher_backbone.state_dict().items()}
     update_momentum(model.backbone, model.teacher_backbone, 1.0)
     assert all(torch.equal(v, before[k]) for k, v in model.teacher_backbone.state_dict().items())
@@ -77,7 +79,7 @@ def test_ema_with_momentum_one_leaves_the_teacher_and_zero_copies():
 
 
 def test_parameter_groups_decay_weights_only():
-    model = DINO(channels=TINY, **SMALL_HEAD)
+    model = DINO(channels=TINY, **GRID, **SMALL_HEAD)
     optimizer = model.configure_optimizers()
     decay, no_decay = optimizer.param_groups
     names = {id(p): n for n, p in model.named_parameters()}
@@ -92,7 +94,7 @@ def test_parameter_groups_decay_weights_only():
 
 def _fit(model: DINO, prepared_tiny, tmp_path, epochs: int, callbacks=()) -> L.Trainer:
     root, split = prepared_tiny
-    module = CineDataModule(str(root), str(split), mode="pretrain", views="dino", batch_size=4, num_workers=0,
+    module = CineDataModule(str(root), str(split), mode="pretrain", batch_size=4, num_workers=0,
                             output_size=64, output_spacing=2.5)
     fit = L.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, limit_train_batches=2, limit_val_batches=1,
                     logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -103,7 +105,7 @@ def _fit(model: DINO, prepared_tiny, tmp_path, epochs: int, callbacks=()) -> L.T
 
 def test_training_follows_the_step_schedules_and_freezes_the_last_layer_in_epoch_zero(prepared_tiny, tmp_path):
     torch.manual_seed(0)
-    model = DINO(channels=TINY, warmup_epochs=1, **SMALL_HEAD)
+    model = DINO(channels=TINY, **GRID, warmup_epochs=1, **SMALL_HEAD)
     seen = []
 
     class Watch(L.Callback):
@@ -129,7 +131,7 @@ def test_training_follows_the_step_schedules_and_freezes_the_last_layer_in_epoch
 
 
 def test_initial_loss_with_uniform_outputs_is_log_output_dim():
-    model = DINO(channels=TINY, **SMALL_HEAD)
+    model = DINO(channels=TINY, **GRID, **SMALL_HEAD)
     zeros = [torch.zeros(3, 64) for _ in range(2)]
     loss = model.criterion(zeros, zeros + [torch.zeros(3, 64)] * 6, teacher_temp=0.02)
     assert float(loss) == pytest.approx(torch.log(torch.tensor(64.0)).item(), abs=1e-5)

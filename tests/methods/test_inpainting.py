@@ -11,18 +11,19 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 
 from sspcmr.data.datamodule import CineDataModule
+from sspcmr.losses.reconstruction import restoration_loss
 from sspcmr.methods import Inpainting, Segmentation
-from sspcmr.methods.inpainting import restoration_loss
 from sspcmr.methods.transfer import MANIFEST_KEY
 
 TINY = [8, 16, 32, 64]
 SIZE = 64
-OPTIONS = {"channels": TINY, "patch_size": 16, "bank_size": 8}
+GRID = {"output_size": SIZE, "output_spacing": 2.5}  # the models' output grid: the data module's
+OPTIONS = {"channels": TINY, **GRID, "patch_size": 16, "bank_size": 8}
 
 
-def fit(prepared_tiny, tmp_path: Path, model: Inpainting, views: str = "single") -> L.Trainer:
+def fit(prepared_tiny, tmp_path: Path, model: Inpainting) -> L.Trainer:
     root, split = prepared_tiny
-    data = CineDataModule(str(root), str(split), mode="pretrain", views=views, batch_size=4, val_batch_size=8,
+    data = CineDataModule(str(root), str(split), mode="pretrain", batch_size=4, val_batch_size=8,
                           num_workers=0, output_size=SIZE, output_spacing=2.5)
     trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, limit_train_batches=2, limit_val_batches=1,
                         logger=CSVLogger(str(tmp_path)), enable_progress_bar=False, enable_model_summary=False,
@@ -39,7 +40,7 @@ def pretrained(request, prepared_tiny, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp(request.param)
     torch.manual_seed(0)
     model = Inpainting(task=request.param, **OPTIONS)
-    trainer = fit(prepared_tiny, tmp_path, model, views="single" if request.param == "restoration" else "mim")
+    trainer = fit(prepared_tiny, tmp_path, model)
     path = tmp_path / "inpainting.ckpt"
     trainer.save_checkpoint(path)
     return request.param, model, path, trainer
@@ -74,7 +75,7 @@ def test_the_checkpoint_offers_encoder_and_decoder_but_not_the_bank(pretrained) 
 @pytest.mark.parametrize("transfer", ["encoder", "encoder+decoder"])
 def test_transfer_into_segmentation(pretrained, transfer) -> None:
     _, model, path, _ = pretrained
-    tuned = Segmentation(channels=TINY, log_images=False, init_from=str(path), transfer=transfer)
+    tuned = Segmentation(channels=TINY, **GRID, log_images=False, init_from=str(path), transfer=transfer)
     tuned.apply_init_from()
     source, target = model.backbone.state_dict(), tuned.net.state_dict()
     parts = tuple(f"{part}." for part in transfer.split("+"))
@@ -109,6 +110,6 @@ def test_the_sum_reduction_is_the_mean_times_the_pixels() -> None:
 
 def test_bad_options_are_refused() -> None:
     with pytest.raises(ValueError, match="task must be"):
-        Inpainting(channels=TINY, task="jigsaw")
+        Inpainting(channels=TINY, **GRID, task="jigsaw")
     with pytest.raises(ValueError, match="loss_reduction"):
-        Inpainting(channels=TINY, loss_reduction="max")
+        Inpainting(channels=TINY, **GRID, loss_reduction="max")

@@ -10,6 +10,7 @@ import lightning as L
 import pytest
 import torch
 
+from sspcmr.data import keys as K
 from sspcmr.data.datamodule import CineDataModule
 from sspcmr.methods import DINO, MIM, PCL, Segmentation, SimCLR
 from sspcmr.methods.transfer import MANIFEST_KEY
@@ -20,11 +21,13 @@ METHODS = {"simclr": (SimCLR, {}), "pcl": (PCL, {}), "mim": (MIM, {"patch_size":
            "dino": (DINO, {"hidden_dim": 32, "bottleneck_dim": 16, "output_dim": 64})}
 
 
-def data(prepared_tiny, views: str, mode: str = "pretrain", **overrides) -> CineDataModule:
+GRID = {"output_size": SIZE, "output_spacing": 2.5}  # the model's and the data module's
+
+
+def data(prepared_tiny, mode: str = "pretrain", **overrides) -> CineDataModule:
     root, split = prepared_tiny
-    options = {"batch_size": 4, "val_batch_size": 8, "num_workers": 0, "output_size": SIZE, "output_spacing": 2.5,
-               **overrides}
-    return CineDataModule(str(root), str(split), mode=mode, views=views, **options)
+    options = {"batch_size": 4, "val_batch_size": 8, "num_workers": 0, **GRID, **overrides}
+    return CineDataModule(str(root), str(split), mode=mode, **options)
 
 
 def trainer(tmp_path: Path, **overrides) -> L.Trainer:
@@ -39,9 +42,9 @@ def pretrain(name: str, prepared_tiny, tmp_path: Path, **model_options):
     """Train a tiny model of method ``name`` for 2 steps; returns (model, checkpoint path)."""
     cls, defaults = METHODS[name]
     torch.manual_seed(0)
-    model = cls(channels=TINY, **{**defaults, **model_options})
+    model = cls(channels=TINY, **GRID, **{**defaults, **model_options})
     fit = trainer(tmp_path)
-    fit.fit(model, datamodule=data(prepared_tiny, cls.views))
+    fit.fit(model, datamodule=data(prepared_tiny))
     path = tmp_path / f"{name}.ckpt"
     fit.save_checkpoint(path)
     return model, path
@@ -78,9 +81,9 @@ def test_transfer_round_trip_loads_the_pretrained_tensors_and_no_head(pretrained
     model, path = pretrained[name]
     mode = "encoder+decoder" if name == "mim" else "encoder"
     torch.manual_seed(1)
-    scratch = Segmentation(channels=TINY, log_images=False)
+    scratch = Segmentation(channels=TINY, **GRID, log_images=False)
     torch.manual_seed(1)
-    tuned = Segmentation(channels=TINY, log_images=False, init_from=str(path), transfer=mode)
+    tuned = Segmentation(channels=TINY, **GRID, log_images=False, init_from=str(path), transfer=mode)
     tuned.apply_init_from()
     source = model.backbone.state_dict()
     target = tuned.net.state_dict()
@@ -99,7 +102,7 @@ def test_transfer_round_trip_loads_the_pretrained_tensors_and_no_head(pretrained
 def test_encoder_only_methods_refuse_decoder_transfer(pretrained, name):
     _, path = pretrained[name]
     with pytest.raises(ValueError, match="provides only encoder; use --model.transfer encoder"):
-        Segmentation(channels=TINY, init_from=str(path), transfer="encoder+decoder").apply_init_from()
+        Segmentation(channels=TINY, **GRID, init_from=str(path), transfer="encoder+decoder").apply_init_from()
 
 
 def test_other_architecture_is_refused_with_the_fix(pretrained):
@@ -107,17 +110,18 @@ def test_other_architecture_is_refused_with_the_fix(pretrained):
     with pytest.raises(ValueError, match=r"channels: pretrained \[8, 16, 32, 64\].*--model.channels \[8,16,32,64\]"):
         Segmentation(channels=[8, 16, 32, 128], init_from=str(path), transfer="encoder").apply_init_from()
     with pytest.raises(ValueError, match="norm"):
-        Segmentation(channels=TINY, norm="instance", init_from=str(path)).apply_init_from()
+        Segmentation(channels=TINY, **GRID, norm="instance", init_from=str(path)).apply_init_from()
 
 
 def test_other_preprocessing_is_refused_at_setup(pretrained, prepared_tiny, tmp_path):
     _, path = pretrained["mim"]
-    model = Segmentation(channels=TINY, log_images=False, init_from=str(path), transfer="encoder+decoder")
+    other = {**GRID, "output_spacing": 1.25}
+    model = Segmentation(channels=TINY, **other, log_images=False, init_from=str(path), transfer="encoder+decoder")
     fit = trainer(tmp_path, max_steps=1)
     with pytest.raises(ValueError, match="output_spacing: pretrained 2.5, here 1.25.*--data.output_spacing 2.5"):
-        fit.fit(model, datamodule=data(prepared_tiny, "single", mode="segment", output_spacing=1.25))
-    unchecked = Segmentation(channels=TINY, log_images=False, init_from=str(path), check_preprocessing=False)
-    trainer(tmp_path, max_steps=1).fit(unchecked, datamodule=data(prepared_tiny, "single", mode="segment",
+        fit.fit(model, datamodule=data(prepared_tiny, mode="segment", output_spacing=1.25))
+    unchecked = Segmentation(channels=TINY, **other, log_images=False, init_from=str(path), check_preprocessing=False)
+    trainer(tmp_path, max_steps=1).fit(unchecked, datamodule=data(prepared_tiny, mode="segment",
                                                                    output_spacing=1.25))
 
 
@@ -125,9 +129,9 @@ def test_fine_tuning_starts_from_the_checkpoint_and_records_the_report(pretraine
     from lightning.pytorch.loggers import CSVLogger
 
     model, path = pretrained["simclr"]
-    tuned = Segmentation(channels=TINY, log_images=False, init_from=str(path))
+    tuned = Segmentation(channels=TINY, **GRID, log_images=False, init_from=str(path))
     fit = trainer(tmp_path, max_steps=1, logger=CSVLogger(str(tmp_path)))
-    fit.fit(tuned, datamodule=data(prepared_tiny, "single", mode="segment"))
+    fit.fit(tuned, datamodule=data(prepared_tiny, mode="segment"))
     report = (Path(fit.logger.log_dir) / "transfer.json").read_text()
     assert '"method": "simclr"' in report and "encoder.enc_blocks.0.conv1.weight" in report
     saved = tmp_path / "tuned.ckpt"
@@ -135,11 +139,28 @@ def test_fine_tuning_starts_from_the_checkpoint_and_records_the_report(pretraine
     assert torch.load(saved, weights_only=False)[MANIFEST_KEY]["method"] == "segmentation"
 
 
-def test_method_refuses_the_wrong_views(prepared_tiny, tmp_path):
-    with pytest.raises(ValueError, match="--data.views mim"):
-        trainer(tmp_path).fit(MIM(channels=TINY, patch_size=16), datamodule=data(prepared_tiny, "contrastive"))
-    with pytest.raises(ValueError, match="--data.mode pretrain --data.views contrastive"):
-        trainer(tmp_path).fit(SimCLR(channels=TINY), datamodule=data(prepared_tiny, "single", mode="segment"))
+def test_a_method_on_another_grid_than_the_data_module_is_refused(prepared_tiny, tmp_path):
+    # From Python the grid is given to both; a mismatch would train on one grid and evaluate on another.
+    with pytest.raises(ValueError, match="MIM resamples to 64 px at 2.0 mm but the data module to 64 px at 2.5 mm"):
+        trainer(tmp_path).fit(MIM(channels=TINY, **{**GRID, "output_spacing": 2.0}, patch_size=16),
+                              datamodule=data(prepared_tiny))
+
+
+def test_each_method_draws_its_own_views(prepared_tiny):
+    # The data module serves native slices; each method's recipe makes its views (the recipes it owns).
+    loader = data(prepared_tiny)
+    loader.setup("fit")
+    batch = next(iter(loader.train_dataloader()))
+    assert batch[K.IMAGE].shape[-1] != SIZE or K.VIEWS not in batch  # native, not yet augmented
+    for cls, defaults, views in [(SimCLR, {}, [SIZE] * 2), (PCL, {"num_views": 3}, [SIZE] * 3),
+                                 (MIM, {"patch_size": 16}, None),
+                                 (DINO, {"hidden_dim": 32, "bottleneck_dim": 16, "output_dim": 64},
+                                  [SIZE] * 2 + [SIZE // 2] * 6)]:
+        out = cls(channels=TINY, **GRID, **defaults).augment(dict(batch), training=True)
+        if views is None:
+            assert out[K.IMAGE].shape == (4, 1, SIZE, SIZE) and K.VIEWS not in out
+        else:
+            assert [v.shape[-1] for v in out[K.VIEWS]] == views and K.IMAGE not in out
 
 
 def test_simclr_head_is_the_reference_mlp():
@@ -152,12 +173,12 @@ def test_simclr_head_is_the_reference_mlp():
                for m in layers if isinstance(m, torch.nn.Linear))
     encoder = sum(p.numel() for p in model.backbone.parameters())
     head = sum(p.numel() for p in model.head.parameters())
-    assert encoder + head == 14_946_912  # the reference EncoderMLP2d (the reference code)
+    assert encoder + head == 14_946_912  # the reference EncoderMLP2d (docs/reference.md#encoder-mlp)
     assert model(torch.randn(2, 1, 256, 256)).shape == (2, 512)
 
 
 def test_pcl_keeps_its_own_hyperparameters():
-    model = PCL(channels=TINY, threshold=0.2, cyclic=True)
+    model = PCL(channels=TINY, **GRID, threshold=0.2, cyclic=True)
     assert model.hparams.threshold == 0.2 and model.hparams.cyclic and model.hparams.weight_decay == 1e-5
     assert model.criterion.threshold == 0.2 and model.criterion.cyclic
 
@@ -170,7 +191,7 @@ def test_mim_outputs_one_channel_at_full_resolution():
 
 
 def test_mim_validation_masks_repeat_every_epoch():
-    model = MIM(channels=TINY, patch_size=16)
+    model = MIM(channels=TINY, **GRID, patch_size=16)
     masks = []
     for _ in range(2):  # two validation epochs see the same masks, so their losses are comparable
         model.on_validation_epoch_start()
@@ -183,7 +204,7 @@ def test_mim_validation_masks_repeat_every_epoch():
 def test_mim_mask_stream_resumes_from_the_checkpoint(pretrained):
     _, path = pretrained["mim"]
     checkpoint = torch.load(path, weights_only=False)
-    model = MIM(channels=TINY, patch_size=16)
+    model = MIM(channels=TINY, **GRID, patch_size=16)
     model.on_load_checkpoint(checkpoint)
     resumed = model.masker(torch.zeros(1, 1, SIZE, SIZE), model.mask_generator)[1]
     fresh = model.masker(torch.zeros(1, 1, SIZE, SIZE), torch.Generator().manual_seed(0))[1]
@@ -214,9 +235,8 @@ def two_valid_subjects(prepared_tiny, tmp_path_factory) -> tuple[str, str]:
 def test_monitors_are_logged(name, two_valid_subjects, tmp_path):
     cls, defaults = METHODS[name]
     root, split = two_valid_subjects
-    module = CineDataModule(root, split, mode="pretrain", views=cls.views, batch_size=4, val_batch_size=16,
-                            num_workers=0, output_size=SIZE, output_spacing=2.5)
-    model = cls(channels=TINY, **defaults)
+    module = CineDataModule(root, split, mode="pretrain", batch_size=4, val_batch_size=16, num_workers=0, **GRID)
+    model = cls(channels=TINY, **GRID, **defaults)
     fit = trainer(tmp_path, limit_val_batches=1.0)
     fit.fit(model, datamodule=module)
     metrics = fit.callback_metrics
@@ -233,9 +253,9 @@ def test_mim_logs_reconstructions_to_tensorboard(prepared_tiny, tmp_path):
     from lightning.pytorch.loggers import TensorBoardLogger
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    model = MIM(channels=TINY, patch_size=16)
+    model = MIM(channels=TINY, **GRID, patch_size=16)
     fit = trainer(tmp_path, logger=TensorBoardLogger(str(tmp_path), name="tb"))
-    fit.fit(model, datamodule=data(prepared_tiny, "mim"))
+    fit.fit(model, datamodule=data(prepared_tiny))
     events = EventAccumulator(fit.logger.log_dir)
     events.Reload()
     assert "val/reconstructions" in events.Tags()["images"]
@@ -248,7 +268,7 @@ def test_mim_logs_reconstructions_to_tensorboard(prepared_tiny, tmp_path):
 
 
 def test_export_mim_backbone_with_reference_names_round_trips(pretrained, tmp_path):
-    from sspcmr.cli import main
+    from sspcmr.commands.main import main
 
     model, path = pretrained["mim"]
     out = tmp_path / "mim_backbone.pt"
@@ -260,7 +280,7 @@ def test_export_mim_backbone_with_reference_names_round_trips(pretrained, tmp_pa
     source = model.backbone.state_dict()
     assert all(torch.equal(v, source[k]) for k, v in state.items())
     assert len(state) == sum(1 for k in source if k.startswith(("encoder.", "decoder.")))
-    tuned = Segmentation(channels=TINY, init_from=str(out), transfer="encoder+decoder", log_images=False)
+    tuned = Segmentation(channels=TINY, **GRID, init_from=str(out), transfer="encoder+decoder", log_images=False)
     tuned.apply_init_from()
     assert all(torch.equal(tuned.net.state_dict()[k], v) for k, v in state.items())
 
@@ -279,7 +299,7 @@ def test_export_all_parts_uses_the_reference_head_names(pretrained, tmp_path):
 
 
 def test_export_refuses_parts_an_encoder_method_lacks(pretrained, tmp_path, capsys):
-    from sspcmr.cli import main
+    from sspcmr.commands.main import main
     from sspcmr.methods.export import backbone_state_dict
 
     _, path = pretrained["simclr"]

@@ -1,5 +1,6 @@
 """``Segmentation``: slice Dice, the reference optimiser and poly schedule, training on the tiny data,
-frozen-encoder epochs and the native-space test (the reference code)."""
+frozen-encoder epochs and the native-space test
+(docs/reference.md#segmentation-loss, #optimisation, #transfer, #evaluation)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from sspcmr.data.datamodule import CineDataModule
 from sspcmr.methods.segmentation import Segmentation, slice_dice
 
 TINY = [8, 16, 32]
+GRID = {"output_size": 32}  # the models' output grid: the data module's
 
 
 def _model(**kwargs) -> Segmentation:
-    return Segmentation(channels=TINY, log_images=False, **kwargs)
+    return Segmentation(channels=TINY, **{**GRID, "log_images": False, **kwargs})
 
 
 def _data(prepared_tiny, **kwargs) -> CineDataModule:
@@ -121,7 +123,7 @@ def _lr_by_epoch(model: Segmentation, max_epochs: int) -> list[float]:
 @pytest.mark.parametrize("lr, scale", [(0.01, 1.0), (0.005, 0.5)])
 def test_poly_schedule_reference_numbers(lr, scale):
     rates = _lr_by_epoch(_model(lr=lr), 1000)
-    # Reference the reference code: lr_e = lr_0 (1 - e / 1000)^0.9; fine-tuning (0.005) halves every epoch's rate.
+    # docs/reference.md#optimisation: lr_e = lr_0 (1 - e / 1000)^0.9; fine-tuning (0.005) halves every epoch's rate.
     golden = {0: 0.01, 1: 0.009991, 500: 0.0053589, 999: 1.9953e-5}
     for epoch, value in golden.items():
         assert rates[epoch] == pytest.approx(scale * value, rel=1e-4), epoch
@@ -201,7 +203,7 @@ def test_fit_runs_with_per_epoch_poly_schedule(prepared_tiny):
 def test_loss_decreases_when_overfitting_one_batch(prepared_tiny):
     data = _data(prepared_tiny)
     data.setup("fit")
-    batch = data.augment(next(iter(data.train_dataloader())), training=False)  # fixed, unaugmented
+    batch = data.resample(next(iter(data.train_dataloader())))  # fixed, unaugmented
     assert batch[K.IMAGE].shape == (4, 1, 32, 32) and batch[K.LABEL].shape == (4, 4, 32, 32)
     torch.manual_seed(0)
     model = _model()
@@ -326,9 +328,10 @@ class _Oracle(Segmentation):
 
 
 def test_test_of_perfect_predictions_scores_near_one(prepared_tiny, tmp_path):
-    """the reference code end to end: a 128 px x 2 mm grid (256 mm, covering every native field of view) and back."""
+    """docs/reference.md#evaluation-procedure end to end: a 128 px x 2 mm grid (256 mm, covering every native field of
+    view) and back."""
     out = tmp_path / "results"
-    model = _Oracle(channels=TINY, log_images=False, results_dir=str(out))
+    model = _Oracle(channels=TINY, output_size=128, output_spacing=2.0, log_images=False, results_dir=str(out))
     data = _data(prepared_tiny, output_size=128, output_spacing=2.0)
     logged = _trainer().test(model, datamodule=data, verbose=False)[0]
     volumes = _read(out / "volumes.csv")

@@ -19,13 +19,14 @@ from sspcmr.methods.transfer import MANIFEST_KEY
 
 TINY = [8, 16, 32, 64]
 SIZE = 64
+GRID = {"output_size": SIZE, "output_spacing": 2.5}  # the models' output grid: the data module's
 METRICS = ("val/mse", "val/mae", "val/pearson_r", "val/r2", "val/explained_variance")
 
 
 def stubbed(centrosymmetric: bool = False) -> tuple[SliceLocation, dict]:
     """A tiny model whose pooled features are a batch's ``features`` and whose head reads feature 0 as is,
     so its predictions are chosen by the test; logging is captured in ``logged``."""
-    model = SliceLocation(channels=TINY, centrosymmetric=centrosymmetric, probe=False)
+    model = SliceLocation(channels=TINY, **GRID, centrosymmetric=centrosymmetric, probe=False)
     with torch.no_grad():
         model.head.weight.zero_()
         model.head.weight[0, 0] = 1.0
@@ -111,22 +112,22 @@ def test_scatter_puts_targets_right_and_predictions_up():
 
 
 def test_adam_option_builds_adam_with_a_step_schedule():
-    model = SliceLocation(channels=TINY, optimizer="adam", lr=1e-3, weight_decay=0.0, step_size=100, gamma=0.5)
+    model = SliceLocation(channels=TINY, **GRID, optimizer="adam", lr=1e-3, weight_decay=0.0, step_size=100, gamma=0.5)
     config = model.configure_optimizers()
     optimizer, schedule = config["optimizer"], config["lr_scheduler"]["scheduler"]
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.defaults["lr"] == 1e-3
     assert isinstance(schedule, torch.optim.lr_scheduler.StepLR)
     assert (schedule.step_size, schedule.gamma, config["lr_scheduler"]["interval"]) == (100, 0.5, "epoch")
     with pytest.raises(ValueError, match="optimizer"):
-        SliceLocation(channels=TINY, optimizer="lamb")
+        SliceLocation(channels=TINY, **GRID, optimizer="lamb")
 
 
 # -- two real steps on the tiny phantom ------------------------------------------------------------------------
 
 
-def data(prepared_tiny, views: str = "single") -> CineDataModule:
+def data(prepared_tiny) -> CineDataModule:
     root, split = prepared_tiny
-    return CineDataModule(str(root), str(split), mode="pretrain", views=views, batch_size=4, val_batch_size=8,
+    return CineDataModule(str(root), str(split), mode="pretrain", batch_size=4, val_batch_size=8,
                           num_workers=0, output_size=SIZE, output_spacing=2.5)
 
 
@@ -145,7 +146,7 @@ def pretrained(prepared_tiny, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("slice_location")
     torch.manual_seed(0)
-    model = SliceLocation(channels=TINY)
+    model = SliceLocation(channels=TINY, **GRID)
     fit = trainer(root, logger=TensorBoardLogger(str(root), name="tb"))
     fit.fit(model, datamodule=data(prepared_tiny))
     path = root / "slice_location.ckpt"
@@ -156,7 +157,7 @@ def pretrained(prepared_tiny, tmp_path_factory):
 def test_two_steps_train_the_encoder_and_log_the_pretext_metrics(pretrained):
     model, fit, _ = pretrained
     torch.manual_seed(0)
-    fresh = SliceLocation(channels=TINY)
+    fresh = SliceLocation(channels=TINY, **GRID)
     trained = model.backbone.encoder.state_dict()
     assert any(not torch.equal(v, fresh.backbone.encoder.state_dict()[k]) for k, v in trained.items())
     assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
@@ -185,7 +186,7 @@ def test_manifest_and_encoder_transfer(pretrained):
     manifest = torch.load(path, map_location="cpu", weights_only=False)[MANIFEST_KEY]
     assert manifest["method"] == "slice_location" and manifest["transferable"] == ["encoder"]
     assert manifest["unet"]["channels"] == TINY and manifest["preprocessing"]["output_size"] == SIZE
-    tuned = Segmentation(channels=TINY, log_images=False, init_from=str(path), transfer="encoder")
+    tuned = Segmentation(channels=TINY, **GRID, log_images=False, init_from=str(path), transfer="encoder")
     tuned.apply_init_from()
     source = model.backbone.state_dict()
     loaded = tuned.transfer_report.loaded
@@ -193,13 +194,8 @@ def test_manifest_and_encoder_transfer(pretrained):
     assert len(loaded) == sum(1 for key in tuned.net.state_dict() if key.startswith("encoder."))
     assert all(torch.equal(tuned.net.state_dict()[key], source[key]) for key in loaded)
     with pytest.raises(ValueError, match="provides only encoder; use --model.transfer encoder"):
-        Segmentation(channels=TINY, init_from=str(path), transfer="encoder+decoder").apply_init_from()
+        Segmentation(channels=TINY, **GRID, init_from=str(path), transfer="encoder+decoder").apply_init_from()
     exported, _ = backbone_state_dict(path)  # export-backbone: the encoder under the reference names
     assert exported.keys() == {key for key in source if key.startswith("encoder.")}
     with pytest.raises(ValueError, match="encoder"):
         backbone_state_dict(path, parts="all")
-
-
-def test_refuses_views_that_are_not_one_image(prepared_tiny, tmp_path):
-    with pytest.raises(ValueError, match="--data.views single"):
-        trainer(tmp_path).fit(SliceLocation(channels=TINY), datamodule=data(prepared_tiny, "contrastive"))

@@ -1,13 +1,13 @@
-"""Transfer of pretrained weights into ``Segmentation`` (the reference code).
+"""Transfer of pretrained weights into ``Segmentation`` (docs/reference.md#transfer, #check-transfer).
 
 What is tested: sources are plain state dicts with reference naming (``encoder.*`` / ``decoder.*``, heads
 absent, in this package's ``heads.*`` or in the reference's ``decoder.output_convs.*``) and sspcmr Lightning
 checkpoints whose ``sspcmr_manifest`` names the U-Net prefix. ``encoder`` copies exactly the encoder tensors
 (parameters and BN buffers), ``encoder+decoder`` the decoder too, and the heads are never loaded, whatever
-their shape: the reference code's "loading MIM's full checkpoint must fail on shape" is about the heads, which is
-checked directly with ``load_state_dict``; through ``init_from`` a MIM source (1-channel head) transfers its
-encoder and decoder and leaves the 4-class heads at their initialisation. Any mismatch under the transferred
-parts (other channels, missing or unexpected keys) and any unreadable source is a ValueError.
+their shape: the check (docs/reference.md#check-transfer) "loading MIM's full checkpoint must fail on shape" is about
+the heads, which is checked directly with ``load_state_dict``; through ``init_from`` a MIM source (1-channel head)
+transfers its encoder and decoder and leaves the 4-class heads at their initialisation. Any mismatch under the
+transferred parts (other channels, missing or unexpected keys) and any unreadable source is a ValueError.
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def test_without_init_from_nothing_is_transferred():
 def test_mim_source_with_one_channel_head_transfers_backbone_only(tmp_path):
     mim = _source_net(out_channels=1, num_heads=1)
     assert tuple(mim.heads[0].weight.shape) == (1, TINY[0], 1, 1)
-    # the reference code: the full MIM state dict does not fit the 4-class segmentation heads ...
+    # docs/reference.md#check-transfer: the full MIM state dict does not fit the 4-class segmentation heads ...
     with pytest.raises(RuntimeError, match="size mismatch"):
         Segmentation(channels=TINY, log_images=False).net.load_state_dict(mim.state_dict(), strict=False)
     # ... so transfer never loads heads: encoder + decoder load, in either naming of the MIM head.

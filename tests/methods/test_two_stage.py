@@ -14,11 +14,12 @@ from sspcmr.data.datamodule import CineDataModule
 from sspcmr.methods.segmentation import Segmentation
 
 TINY = [8, 16, 32]
+GRID = {"output_size": 32}  # the models' output grid: the data module's
 
 
 def _source(tmp_path: Path) -> str:
     torch.manual_seed(1)
-    source = Segmentation(channels=TINY, log_images=False)
+    source = Segmentation(channels=TINY, **GRID, log_images=False)
     path = tmp_path / "backbone.pt"
     torch.save({k: v for k, v in source.net.state_dict().items() if k.startswith(("encoder.", "decoder."))}, path)
     return str(path)
@@ -41,7 +42,7 @@ class _States(L.Callback):
 @pytest.mark.parametrize("transfer", ["encoder", "encoder+decoder"])
 def test_frozen_stage_keeps_the_transferred_weights_then_trains_them(prepared_tiny, tmp_path, transfer):
     root, split = prepared_tiny
-    model = Segmentation(channels=TINY, log_images=False, init_from=_source(tmp_path), transfer=transfer,
+    model = Segmentation(channels=TINY, **GRID, log_images=False, init_from=_source(tmp_path), transfer=transfer,
                          lr=0.01, two_stage_epochs=2, two_stage_lr=0.002)
     states = _States()
     trainer = L.Trainer(max_epochs=3, limit_train_batches=3, limit_val_batches=1, num_sanity_val_steps=0,
@@ -66,16 +67,17 @@ def test_frozen_stage_keeps_the_transferred_weights_then_trains_them(prepared_ti
 
 
 def test_two_stage_schedule_factors_and_refusals(tmp_path):
-    model = Segmentation(channels=TINY, log_images=False, init_from=_source(tmp_path), lr=0.01, two_stage_epochs=4)
+    model = Segmentation(channels=TINY, **GRID, log_images=False, init_from=_source(tmp_path), lr=0.01,
+                         two_stage_epochs=4)
     model.trainer = SimpleNamespace(max_epochs=10)
     schedule = model.configure_optimizers()["lr_scheduler"]["scheduler"]
     factors = [schedule.lr_lambdas[0](e) for e in range(10)]
     assert factors[:4] == pytest.approx([(1 - e / 4) ** 0.9 for e in range(4)])  # two_stage_lr None: lr
     assert factors[4:] == pytest.approx([(1 - e / 6) ** 0.9 for e in range(6)])
     with pytest.raises(ValueError, match="needs init_from"):
-        Segmentation(channels=TINY, two_stage_epochs=2)
+        Segmentation(channels=TINY, **GRID, two_stage_epochs=2)
     with pytest.raises(ValueError, match="excludes"):
-        Segmentation(channels=TINY, init_from=_source(tmp_path), two_stage_epochs=2, freeze_encoder_epochs=1)
+        Segmentation(channels=TINY, **GRID, init_from=_source(tmp_path), two_stage_epochs=2, freeze_encoder_epochs=1)
     model.trainer = SimpleNamespace(max_epochs=4)
     with pytest.raises(ValueError, match="no epoch of the second stage"):
         model.configure_optimizers()

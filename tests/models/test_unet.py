@@ -1,4 +1,5 @@
-"""Contract tests of the U-Net against the reference architecture (the reference code).
+"""Contract tests of the U-Net against the reference architecture
+(docs/reference.md#unet, #mim-network, #transfer, #check-models, #check-transfer).
 
 The reference checks are written from the protocol text: a naive listing of the reference key names and shapes,
 and a naive functional forward pass over a reference-named state dict. Only one full-size forward is run.
@@ -40,7 +41,7 @@ def _block_shapes(prefix: str, c_in: int, c_out: int) -> dict[str, tuple[int, ..
 
 
 def _reference_listing(classes: int = 4) -> dict[str, tuple[int, ...]]:
-    """Keys and shapes of the reference ``UNet2d`` with 6 heads, in its registration order (the reference code)."""
+    """Keys and shapes of the reference ``UNet2d`` with 6 heads, in its registration order (docs/reference.md#unet)."""
     shapes: dict[str, tuple[int, ...]] = {}
     for i, (c_in, c_out) in enumerate(zip((1, *REFERENCE_CHANNELS[:-1]), REFERENCE_CHANNELS, strict=True)):
         shapes |= _block_shapes(f"encoder.enc_blocks.{i}.", c_in, c_out)
@@ -111,7 +112,7 @@ def reference_unet() -> UNet:
 
 
 def test_full_size_output_shapes(reference_unet: UNet) -> None:
-    """the reference code: six outputs, highest resolution first, for a (2, 1, 256, 256) input."""
+    """docs/reference.md#check-models: six outputs, highest resolution first, for a (2, 1, 256, 256) input."""
     with torch.no_grad():
         outputs = reference_unet(torch.randn(2, 1, 256, 256))
     assert [tuple(o.shape) for o in outputs] == [(2, 4, 256 // 2**i, 256 // 2**i) for i in range(6)]
@@ -135,7 +136,7 @@ def test_reference_key_names_counts_and_shapes(reference_unet: UNet) -> None:
 
 
 def test_encoder_parameter_count_matches_reference_encoder_mlp() -> None:
-    """the reference code: encoder + MLP (3 Linear 512→512) has 14,946,912 parameters."""
+    """docs/reference.md#encoder-mlp: encoder + MLP (3 Linear 512→512) has 14,946,912 parameters."""
     mlp = 3 * (512 * 512 + 512)
     assert sum(p.numel() for p in UNetEncoder().parameters()) + mlp == 14_946_912
 
@@ -170,7 +171,8 @@ def test_naive_reference_forward_matches_model() -> None:
 
 
 def test_mim_variant_single_full_resolution_output() -> None:
-    """the reference code / 11.9: one 32→1 head, a single full-resolution output, all non-head keys transferable."""
+    """docs/reference.md#mim-network, #check-models: one 32→1 head, a single full-resolution output, all non-head keys
+    transferable."""
     mim = UNet(out_channels=1, num_heads=1).eval()
     assert len(mim.heads) == 1 and tuple(mim.heads[0].weight.shape) == (1, 32, 1, 1)
     with torch.no_grad():
@@ -184,7 +186,7 @@ def test_mim_variant_single_full_resolution_output() -> None:
 
 
 def test_loading_full_mim_checkpoint_into_segmentation_unet_fails_on_shape() -> None:
-    """the reference code: the 1-channel head clashes with the 4-class one even with strict=False."""
+    """docs/reference.md#check-transfer: the 1-channel head clashes with the 4-class one even with strict=False."""
     mim = UNet(TINY, out_channels=1, num_heads=1)
     with pytest.raises(RuntimeError, match="size mismatch"):
         UNet(TINY, num_heads=1).load_state_dict(mim.state_dict(), strict=False)
@@ -372,7 +374,7 @@ def test_gradient_reaches_every_parameter(norm: str) -> None:
 
 
 def test_pytorch_default_initialisation(reference_unet: UNet) -> None:
-    """the reference code: no custom init. Convs: kaiming_uniform(a=√5), i.e. U(±1/√fan_in) for weight and bias."""
+    """docs/reference.md#unet: no custom init. Convs: kaiming_uniform(a=√5), i.e. U(±1/√fan_in) for weight and bias."""
     for name, module in reference_unet.named_modules():
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
             weight = module.weight

@@ -5,7 +5,6 @@ cannot divide is refused in ``setup``, before the first batch; through ``sspcmr 
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -34,7 +33,7 @@ def assert_refused(error: pytest.ExceptionInfo, name: str, value: object) -> Non
     ("batch_size", -4), ("batch_size", 0), ("batch_size", 2.5), ("batch_size", True),
     ("output_spacing", 0), ("output_spacing", -1), ("output_spacing", NAN), ("output_spacing", INF),
     ("output_size", 0), ("output_size", 63.5),
-    ("num_workers", -1), ("num_views", 0), ("val_batch_size", 0), ("subset_subjects", 0),
+    ("num_workers", -1), ("val_batch_size", 0), ("subset_subjects", 0),
     ("subset_seed", -1), ("pretrain_subjects_seed", -1), ("seed", -1), ("seed", 2**32),
     ("pretrain_subjects", True), ("vendors", []),
 ], ids=str)
@@ -107,26 +106,28 @@ def test_multitask_refuses_two_zero_weights_with_the_values() -> None:
         Multitask(channels=TINY, orientation_weight=0, location_weight=0.0)
 
 
-def _setup_with(model, **data) -> None:
-    """``model.setup("fit")`` with a data module of these arguments (nothing is read)."""
-    model.trainer = SimpleNamespace(datamodule=CineDataModule("no-such-folder", "no-such-split.yaml",
-                                                              mode="pretrain", **data))
-    model.setup("fit")
-
-
-@pytest.mark.parametrize(("method", "arguments", "views", "good", "bad", "message"), [
-    (MIM, {}, "mim", 64, 60, r"^output_size 60 is not divisible by 8, which the U-Net with 4 stages needs"),
-    (SimCLR, {}, "contrastive", 64, 36, r"^output_size 36 is not divisible by 8"),
-    (MIM, {"patch_size": 32}, "mim", 64, 48, r"^output_size 48 is not a multiple of MIM's patch_size 32"),
-    (DINO, {"hidden_dim": 8, "bottleneck_dim": 8, "output_dim": 8}, "dino", 64, 72,
+@pytest.mark.parametrize(("method", "arguments", "good", "bad", "message"), [
+    (MIM, {}, 64, 60, r"^output_size 60 is not divisible by 8, which the U-Net with 4 stages needs"),
+    (SimCLR, {}, 64, 36, r"^output_size 36 is not divisible by 8"),
+    (MIM, {"patch_size": 32}, 64, 48, r"^output_size 48 is not a multiple of MIM's patch_size 32"),
+    (DINO, {"hidden_dim": 8, "bottleneck_dim": 8, "output_dim": 8}, 64, 72,
      r"^output_size 72 is not divisible by 16, which DINO needs: its local crops of 36 px"),
-    (Inpainting, {"patch_size": 32}, "single", 64, 48, r"^patch_size 32 does not fit output_size 48"),
+    (Inpainting, {"patch_size": 32}, 64, 48, r"^patch_size 32 does not fit output_size 48"),
 ])
-def test_setup_refuses_an_output_size_the_network_cannot_take(method, arguments, views, good, bad, message) -> None:
-    model = method(channels=[8, 16, 32, 64], **arguments)
-    _setup_with(model, views=views, output_size=good)
+def test_setup_refuses_an_output_size_the_network_cannot_take(method, arguments, good, bad, message) -> None:
+    method(channels=[8, 16, 32, 64], output_size=good, **arguments).setup("fit")
     with pytest.raises(ValueError, match=message):
-        _setup_with(model, views=views, output_size=bad)
+        method(channels=[8, 16, 32, 64], output_size=bad, **arguments).setup("fit")
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("output_size", 0), ("output_spacing", -1.0), ("scale_convention", "times"), ("centring", "middle"),
+    ("augmentation_seed", -1), ("num_views", 0),
+], ids=str)
+def test_a_method_refuses_bad_augmentation_arguments(name: str, value: object) -> None:
+    with pytest.raises(ValueError) as error:
+        SimCLR(channels=[8, 16, 32, 64], **{name: value})
+    assert_refused(error, name, value)
 
 
 # --- study files ----------------------------------------------------------------------------------------------------
@@ -165,14 +166,14 @@ def test_study_seeds_are_seeds_numpy_takes(tmp_path: Path, seeds: list) -> None:
 
 def test_the_cli_refuses_a_bad_batch_size_before_creating_any_folder(tmp_path: Path, monkeypatch, capsys,
                                                                       caplog) -> None:
-    import sspcmr.cli
+    import sspcmr.commands.main
 
     monkeypatch.chdir(tmp_path)  # the config's relative data paths and default folders point in here
     runs = tmp_path / "runs"
     args = ["fit", "--config", str(REPO / "configs/demo/scratch.yaml"), "--data.batch_size", "-4",
             "--trainer.default_root_dir", str(runs), "--trainer.logger.init_args.save_dir", str(runs)]
     try:  # the CLI raises, or reports the error itself and exits or returns non-zero
-        outcome = sspcmr.cli.main(args)
+        outcome = sspcmr.commands.main.main(args)
     except (SystemExit, ValueError) as error:
         outcome = error.code if isinstance(error, SystemExit) else error
     assert outcome not in (0, None)

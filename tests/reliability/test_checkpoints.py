@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from sspcmr.cli import main
+from sspcmr.commands.main import main
 from sspcmr.methods import Segmentation
 from sspcmr.methods.transfer import MANIFEST_KEY, file_sha256
 from sspcmr.models import UNet, UNetConfig

@@ -10,10 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
-from sspcmr.cli import main
+from sspcmr.commands.main import main
 from tests.test_cli import fit_args
+
+pytestmark = pytest.mark.slow  # multi-process runs: `pytest -m "not slow"` skips them
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""Golden geometry of the single-step resampling (the reference code)."""
+"""Golden geometry of the single-step resampling (docs/reference.md#geometry, #check-geometry)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Batched intensity transforms against MONAI's per-sample transforms (the reference code)."""
+"""Batched intensity transforms against MONAI's per-sample transforms
+(docs/reference.md#standardisation, #intensity-augmentation, #check-intensity)."""
 
 from __future__ import annotations
 

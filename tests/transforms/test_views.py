@@ -1,4 +1,5 @@
-"""The Augmenter and the reference presets on native-slice batches (the reference code)."""
+"""The Augmenter and the reference presets on native-slice batches
+(docs/reference.md#augmentation-order, #contrastive-views, #dino-views)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,14 @@ import pytest
 import torch
 
 import sspcmr.data.keys as K
+from sspcmr.methods.dino import dino_views
 from sspcmr.transforms import (
     Augmenter,
     GeometryAugmentation,
     IntensityAugmentation,
     ViewSpec,
     build_theta,
-    contrastive,
-    dino,
     evaluation,
-    mim,
     resample,
     segmentation_train,
     standardise,
@@ -45,10 +44,9 @@ def copy(batch: dict) -> dict:
     [
         (lambda: segmentation_train(output_size=S), None),
         (lambda: evaluation(output_size=S), None),
-        (lambda: mim(output_size=S), None),
-        (lambda: contrastive(views=2, output_size=S), [S, S]),
-        (lambda: contrastive(views=3, output_size=S, scale_convention="multiplier"), [S, S, S]),
-        (lambda: dino(output_size=S), [S, S] + [S // 2] * 6),
+        (lambda: segmentation_train(views=2, output_size=S), [S, S]),
+        (lambda: segmentation_train(views=3, output_size=S, scale_convention="multiplier"), [S, S, S]),
+        (lambda: dino_views(output_size=S), [S, S] + [S // 2] * 6),
     ],
 )
 def test_shapes_and_passthrough(batch, factory, shapes):
@@ -71,7 +69,7 @@ def test_shapes_and_passthrough(batch, factory, shapes):
 
 
 def test_views_of_one_sample_differ_and_seeds_repeat(batch):
-    aug = contrastive(views=2, output_size=S)
+    aug = segmentation_train(views=2, output_size=S)
     a = aug(batch, torch.Generator().manual_seed(2))[K.VIEWS]
     b = aug(batch, torch.Generator().manual_seed(2))[K.VIEWS]
     c = aug(batch, torch.Generator().manual_seed(3))[K.VIEWS]
@@ -79,7 +77,7 @@ def test_views_of_one_sample_differ_and_seeds_repeat(batch):
     assert not torch.allclose(a[0], c[0], atol=1e-3)
     for i in range(3):
         assert not torch.allclose(a[0][i], a[1][i], atol=1e-3)
-    views = dino(output_size=S)(batch, torch.Generator().manual_seed(4))[K.VIEWS]
+    views = dino_views(output_size=S)(batch, torch.Generator().manual_seed(4))[K.VIEWS]
     locals_ = torch.stack(views[2:])  # (6, B, 1, S/2, S/2)
     for i in range(5):
         assert not torch.allclose(locals_[i], locals_[i + 1], atol=1e-3)
@@ -142,7 +140,7 @@ def test_gt_centring_puts_the_centre_in_the_middle(batch):
 
 
 def test_dino_configuration():
-    aug = dino()
+    aug = dino_views()
     blur, solar, local = aug.views
     assert aug.num_views == 8 and local.count == 6
     assert blur.geometry.output_size == 256 and blur.geometry.scale_range == (0.524, 1.4)

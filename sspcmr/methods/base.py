@@ -1,0 +1,154 @@
+"""``CineModule``: what every sspcmr LightningModule shares: it owns its augmentation and its targets.
+
+The data module (:class:`~sspcmr.data.datamodule.CineDataModule`) serves native slices and knows nothing of
+methods. A method turns each native batch into what it trains on, on the batch's device, in
+``on_after_batch_transfer``: :meth:`CineModule.train_augmentation` (an
+:class:`~sspcmr.transforms.views.Augmenter` recipe) and :meth:`CineModule.add_targets` (per-slice
+targets that depend on the augmentation, e.g. heatmaps on the output grid). Whole volumes for evaluation
+get the evaluation resampling (image-centred, no augmentation). docs/adding-a-method.md shows a method with
+its own recipe.
+
+The output grid (``output_size``, ``output_spacing``) and ``augmentation_seed`` are the data module's
+``output_size``, ``output_spacing`` and ``seed``: the command line links them (``sspcmr fit`` sets them
+once, on the data module); from Python, pass the same values to both.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+import lightning as L
+import torch
+
+from sspcmr.checks import check_choice, check_int, check_number
+from sspcmr.data import keys as K
+from sspcmr.transforms import presets
+from sspcmr.transforms.views import Augmenter
+
+__all__ = ["CineModule", "RANK_STRIDE"]
+
+ScaleConvention = Literal["monai", "multiplier"]
+Centring = Literal["gt", "image"]
+
+RANK_STRIDE = 100_003
+"""Rank r draws its augmentation from ``augmentation_seed + RANK_STRIDE r`` (validation: one more)."""
+GENERATOR_KEY = "sspcmr_augmentation_generator"
+
+# Lightning warns whenever a LightningModule with a data module overrides on_after_batch_transfer; here that is the
+# design (the method owns its augmentation), so the warning says nothing.
+warnings.filterwarnings("ignore", message="You have overridden `on_after_batch_transfer` in `LightningModule` but")
+
+
+class CineModule(L.LightningModule):
+    """Base of sspcmr's LightningModules: augmentation of native slices owned by the method.
+
+    Args:
+        output_size: side in pixels of the slices the network sees (reference 256); linked to the data
+            module's ``output_size`` on the command line.
+        output_spacing: their pixel spacing in mm (reference 1.25); linked to the data module's.
+        scale_convention: intensity scaling ``monai`` (x(1+f), multiplier 1.6-2.5: the reference) or
+            ``multiplier`` (x f, 0.6-1.5).
+        centring: training crops centred on the ground-truth circle (``gt``, reference) or on the image
+            centre (``image``, for data without labels).
+        augmentation_seed: seed of the augmentation stream (each rank draws its own); linked to the data
+            module's ``seed`` on the command line, so one seed repeats a run exactly.
+    """
+
+    def __init__(
+        self,
+        output_size: int = 256,
+        output_spacing: float = 1.25,
+        scale_convention: ScaleConvention = "monai",
+        centring: Centring = "gt",
+        augmentation_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        check_int("output_size", output_size, 1)
+        check_number("output_spacing", output_spacing, 0, low_open=True)
+        check_choice("scale_convention", scale_convention, ("monai", "multiplier"))
+        check_choice("centring", centring, ("gt", "image"))
+        check_int("augmentation_seed", augmentation_seed, 0, 2**32 - 1)
+        self.output_size, self.output_spacing = output_size, output_spacing
+        self.scale_convention, self.centring = scale_convention, centring
+        self.augmentation_seed = augmentation_seed
+        self._generators: dict[str, torch.Generator] = {}
+        self._recipes: dict[str, Augmenter | None] = {}
+
+    # -- the recipe: what a method overrides --------------------------------------------------------
+
+    def recipe_options(self) -> dict:
+        """The keyword arguments every :mod:`sspcmr.transforms.presets` recipe takes."""
+        return {"output_size": self.output_size, "output_spacing": self.output_spacing,
+                "scale_convention": self.scale_convention, "centring": self.centring}
+
+    def train_augmentation(self) -> Augmenter:
+        """The training views (default: the reference's one augmented view, GT-centred)."""
+        return presets.segmentation_train(**self.recipe_options())
+
+    def validation_augmentation(self) -> Augmenter | None:
+        """The validation views; None (default) draws the training recipe from a stream that restarts at
+        every validation run, so every epoch's validation loss sees the same views (the reference computes
+        self-supervised validation losses on augmented views)."""
+        return None
+
+    def add_targets(self, batch: dict) -> dict:
+        """Per-slice targets that depend on the augmented views (default: none)."""
+        return batch
+
+    def preprocessing(self) -> dict:
+        """The grid and intensity conventions recorded in checkpoint manifests."""
+        return {"output_size": int(self.output_size), "output_spacing": float(self.output_spacing),
+                "centring": self.centring, "scale_convention": self.scale_convention}
+
+    def setup(self, stage: str) -> None:
+        # From Python the grid is given twice (here and to the data module): refuse a mismatch rather than
+        # train on one grid and evaluate on another. (The command line links them.)
+        data = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        grid = (getattr(data, "output_size", None), getattr(data, "output_spacing", None))
+        if grid[0] is not None and grid != (self.output_size, self.output_spacing):
+            raise ValueError(f"{type(self).__name__} resamples to {self.output_size} px at {self.output_spacing} mm "
+                             f"but the data module to {grid[0]} px at {grid[1]} mm: pass the same output_size and "
+                             "output_spacing to both")
+
+    # -- applying it --------------------------------------------------------------------------------
+
+    def _recipe(self, stage: str) -> Augmenter:
+        if stage not in self._recipes:
+            self._recipes[stage] = self.train_augmentation() if stage == "train" else self.validation_augmentation()
+        return self._recipes[stage] or self._recipe("train")
+
+    def augmentation_generator(self, stage: str) -> torch.Generator:
+        """The CPU generator of ``train`` or ``val`` views on this rank (created on first use)."""
+        if stage not in self._generators:
+            rank = self.trainer.global_rank if self._trainer is not None else 0
+            seed = self.augmentation_seed + RANK_STRIDE * rank + (stage != "train")
+            self._generators[stage] = torch.Generator().manual_seed(seed)
+        return self._generators[stage]
+
+    def augment(self, batch: dict, training: bool) -> dict:
+        """The views (and targets) of a native slice batch; a whole volume gets the evaluation resampling."""
+        if K.PHASE in batch:  # a whole volume for evaluation in native space
+            if "volume" not in self._recipes:
+                self._recipes["volume"] = presets.evaluation(output_size=self.output_size,
+                                                             output_spacing=self.output_spacing)
+            return presets.resample_for_evaluation(self._recipes["volume"], batch)
+        stage = "train" if training else "val"
+        return self.add_targets(self._recipe(stage)(batch, self.augmentation_generator(stage)))
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        return self.augment(batch, training=bool(self._trainer is not None and self.trainer.training))
+
+    def on_validation_epoch_start(self) -> None:
+        self._generators.pop("val", None)  # every validation run sees the same views
+
+    # The training stream is part of the run's state: a resumed run continues it instead of repeating views.
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if "train" in self._generators:
+            checkpoint[GENERATOR_KEY] = self._generators["train"].get_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get(GENERATOR_KEY)
+        if state is not None:
+            self._generators["train"] = torch.Generator()
+            self._generators["train"].set_state(state)

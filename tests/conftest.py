@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sspcmr.data.synthetic import generate_dataset, synthesise_subject
+from sspcmr.phantom import generate_dataset, synthesise_subject
 
 
 @pytest.fixture(scope="session")
@@ -34,8 +34,9 @@ def prepared_tiny(tiny_dataset, tmp_path_factory: pytest.TempPathFactory) -> tup
 
     Test: 1 M&Ms subject per vendor + M&Ms-2 003; development: the other 6, one of them validation.
     """
-    from sspcmr.data.prepare import PreparedDataset, prepare_dataset
+    from sspcmr.data.prepare import prepare_dataset
     from sspcmr.data.splits import default_split, write_split
+    from sspcmr.data.store import PreparedDataset
 
     root = tmp_path_factory.mktemp("prepared")
     prepare_dataset(tiny_dataset[0], root, progress=False)

@@ -11,16 +11,17 @@ import pytest
 import torch
 import yaml
 
-import sspcmr.cli
-from sspcmr.cli import lightning_cli, main
+import sspcmr.commands.training
+from sspcmr.commands.main import main
+from sspcmr.commands.training import lightning_cli
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-def training_configs() -> list[Path]:
-    """YAML files under configs/ that configure a LightningCLI run (they have a top-level ``model``)."""
+def training_configs(root: Path = CONFIGS) -> list[Path]:
+    """YAML files under ``root`` that configure a LightningCLI run (they have a top-level ``model``)."""
     found = []
-    for path in sorted([*CONFIGS.rglob("*.yaml"), *CONFIGS.rglob("*.yml")]):
+    for path in sorted([*root.rglob("*.yaml"), *root.rglob("*.yml")]):
         content = yaml.safe_load(path.read_text())
         if isinstance(content, dict) and "model" in content:
             found.append(path)
@@ -48,16 +49,26 @@ def portable_overrides(config: Path, root: Path) -> list[str]:
     return overrides
 
 
-def test_the_known_configs_are_discovered() -> None:
-    expected = {"segmentation/baseline.yaml", "segmentation/finetune.yaml", "demo/scratch.yaml", "demo/mim.yaml",
-                "demo/finetune-mim.yaml", "pretrain/simclr.yaml", "pretrain/pcl.yaml", "pretrain/dino.yaml",
-                "pretrain/mim.yaml", "pretrain/slice_location.yaml", "pretrain/orientation.yaml",
-                "pretrain/multitask.yaml", "pretrain/inpainting.yaml"}
-    assert expected <= set(IDS)
-    # Fragments without a model (e.g. trainer/ or data/ presets) are not runnable on their own.
-    assert all("model" in values(path) for path in CONFIG_PATHS)
+def test_discovery_keeps_runnable_configs_and_skips_fragments_and_study_files(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "run.yaml").write_text("model:\n  class_path: sspcmr.methods.MIM\n")
+    (tmp_path / "a" / "other.yml").write_text("model: {class_path: sspcmr.methods.DINO}\ndata: {}\n")
+    (tmp_path / "trainer.yaml").write_text("trainer:\n  max_epochs: 3\n")  # a fragment: not runnable alone
+    (tmp_path / "study.yaml").write_text("name: s\nscratch: {config: a/run.yaml}\n")  # a study file
+    (tmp_path / "list.yaml").write_text("- model\n")  # not a mapping
+    assert [p.relative_to(tmp_path).as_posix() for p in training_configs(tmp_path)] == ["a/other.yml", "a/run.yaml"]
 
 
+def test_every_shipped_config_but_the_studies_is_covered() -> None:
+    shipped = {p.relative_to(CONFIGS).as_posix() for p in [*CONFIGS.rglob("*.yaml"), *CONFIGS.rglob("*.yml")]}
+    studies = {name for name in shipped if name.startswith("study/")}
+    assert set(IDS) == shipped - studies  # a new config under configs/ is tested unless it is a study
+    assert {"segmentation/baseline.yaml", "segmentation/finetune.yaml", "pretrain/simclr.yaml", "pretrain/pcl.yaml",
+            "pretrain/dino.yaml", "pretrain/mim.yaml", "pretrain/slice_location.yaml", "pretrain/orientation.yaml",
+            "pretrain/multitask.yaml", "pretrain/inpainting.yaml", "demo/mim.yaml"} <= set(IDS)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("config", CONFIG_PATHS, ids=IDS)
 def test_config_parses_at_full_size_and_the_model_runs(config: Path, tmp_path: Path) -> None:
     content = values(config)
@@ -110,7 +121,7 @@ def test_config_trains_one_step_on_tiny_data(config: Path, prepared_tiny, tmp_pa
         built.append(lightning_cli(*args, **kwargs))
         return built[-1]
 
-    monkeypatch.setattr(sspcmr.cli, "lightning_cli", keep)
+    monkeypatch.setattr(sspcmr.commands.training, "lightning_cli", keep)
     assert main(args) == 0
     cli = built[0]
     trainer = cli.trainer

@@ -21,14 +21,12 @@ def stack_slice_origins(affine: np.ndarray, n_slices: int) -> np.ndarray:
     return affine[:3, 3][None] + k[:, None] * affine[:3, 2][None]
 
 
-def relative_slice_locations(origins: np.ndarray, normal: np.ndarray | None = None,
-                             centrosymmetric: bool = False) -> np.ndarray:
+def relative_slice_locations(origins: np.ndarray, normal: np.ndarray | None = None) -> np.ndarray:
     """Relative locations (N,) in [0, 1] of parallel slices given their world origins (N, 3).
 
     Args:
         origins: a point on each slice plane, in stack order.
         normal: the planes' normal (any length); None uses the direction from the first to the last origin.
-        centrosymmetric: map l to sin(pi l) for stacks that look alike on both sides of the middle.
 
     Raises:
         ValueError: fewer than one slice, or first and last planes coincide (N > 1).
@@ -45,5 +43,5 @@ def relative_slice_locations(origins: np.ndarray, normal: np.ndarray | None = No
     distances = (origins - origins[0]) @ (direction / norm)
     if abs(distances[-1]) < 1e-9:
         raise ValueError("the stack's first and last slices lie in the same plane")
-    location = distances / distances[-1]
-    return np.sin(np.pi * location) if centrosymmetric else location
+    # The centrosymmetric target sin(pi l) is the SliceLocation method's (methods.slice_location.location_target).
+    return distances / distances[-1]

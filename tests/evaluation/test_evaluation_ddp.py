@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow  # multi-process runs: `pytest -m "not slow"` skip
 def _test(prepared_tiny, results, devices: int, strategy: str) -> pd.DataFrame:
     root, split = prepared_tiny
     torch.manual_seed(0)
-    model = Segmentation(channels=[8, 16, 32], log_images=False, results_dir=str(results))
+    model = Segmentation(channels=[8, 16, 32], output_size=64, output_spacing=4.0, log_images=False,
+                         results_dir=str(results))
     with torch.no_grad():  # a head biased towards LV, so the metrics are not all zero
         model.net.heads[0].bias.copy_(torch.tensor([0.0, 0.3, 0.0, 0.0]))
     data = CineDataModule(str(root), str(split), mode="segment", output_size=64, output_spacing=4.0, num_workers=0)

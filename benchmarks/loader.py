@@ -10,7 +10,7 @@ For every mode two pipelines deliver augmented batches of ``--batch-size`` sourc
 prepared memory-mapped store and the same training rows:
 
 * ``sspcmr``: ``CineDataModule.train_dataloader()`` (``SliceDataset`` + ``collate_slices``), the batch moved
-  to ``--device``, then ``CineDataModule.augment`` (batched resampling and intensity transforms);
+  to ``--device``, then the recipe a method applies in ``augment`` (batched resampling and intensity transforms);
 * ``monai``: the reference protocol, per sample on the CPU inside the data loader: one affine resample per
   view (a MONAI ``RandomizableTransform`` drawing from a NumPy ``RandomState``, torch ``affine_grid`` +
   ``grid_sample``), subject standardisation, MONAI's dictionary intensity transforms and the label one-hot,
@@ -353,8 +353,10 @@ def sspcmr_pipeline(setup: Setup, device: torch.device) -> Pipeline:
     """sspcmr's loader and the step Lightning would run after it (transfer, then batched augmentation)."""
     loader = setup.module.train_dataloader()
 
+    generator = torch.Generator().manual_seed(setup.module.seed)  # what a method's augmentation draws from
+
     def step(batch: dict[str, Any]) -> dict[str, Any]:
-        return setup.module.augment(to_device(batch, device), training=setup.training)
+        return setup.augmenter(to_device(batch, device), generator)
 
     return Pipeline(cycle(loader), step, device)
 

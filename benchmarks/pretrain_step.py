@@ -24,11 +24,11 @@ The stand-in trainer sits at the start of epoch 1 (``global_step`` = 1000 = one 
 100 epochs), i.e. in the steady state: DINO's last layer is no longer frozen (it is in epoch 0) and DINO's
 per-step learning-rate, weight-decay and teacher-momentum schedules are read at that step.
 
-Inputs are random tensors of the shapes the method's ``CineDataModule(mode="pretrain", views=...)`` recipe
-produces (read from ``sspcmr.transforms.presets``): ``VIEWS`` = 2 views of S px for SimCLR / PCL, 2 global
-S px + 6 local S/2 px views for DINO; ``IMAGE`` (one S px view) for MIM; plus ``POSITION`` (PCL's positives).
-With ``--with-augmentation`` each step first runs the data module's real augmentation
-(``CineDataModule.augment(batch, training=True)``, outside autocast, as in ``on_after_batch_transfer``) on a
+Inputs are random tensors of the shapes the method's own recipe (its ``train_augmentation``) produces:
+``VIEWS`` = 2 views of S px for SimCLR / PCL, 2 global S px + 6 local S/2 px views for DINO; ``IMAGE`` (one
+S px view) for MIM; plus ``POSITION`` (PCL's positives). With ``--with-augmentation`` each step first runs the
+method's real augmentation
+(the method's ``augment(batch, training=True)``, outside autocast, as in ``on_after_batch_transfer``) on a
 synthetic native batch on the device (7/8 S px slices, min-shifted intensities), timed separately.
 
 Sizes:
@@ -65,9 +65,9 @@ from typing import Any
 import torch
 
 from sspcmr.data import keys as K
-from sspcmr.data.datamodule import CineDataModule
 from sspcmr.methods import DINO, MIM, PCL, SimCLR
 from sspcmr.methods.pretrain import Pretraining
+from sspcmr.transforms.views import Augmenter
 
 METHODS: dict[str, type[Pretraining]] = {"simclr": SimCLR, "pcl": PCL, "dino": DINO, "mim": MIM}
 TINY_CHANNELS = [8, 16, 32, 64]
@@ -113,7 +113,9 @@ def _sync(device: torch.device) -> None:
 def build_module(name: str, size: str, device: torch.device) -> tuple[Pretraining, torch.optim.Optimizer]:
     """The method on ``device`` attached to a ``_BenchTrainer``, logging and monitors off, and its optimiser."""
     channels = TINY_CHANNELS if size == "tiny" else None
-    module = METHODS[name](channels=channels, probe=False, **OPTIONS[size][name]).to(device)
+    px = SIZES[size]  # the grid the method's own recipe resamples to
+    module = METHODS[name](channels=channels, probe=False, output_size=px, output_spacing=1.25 * 256 / px,
+                           **OPTIONS[size][name]).to(device)
     module.train()
     trainer = _BenchTrainer()
     module._trainer = trainer  # noqa: SLF001 - the stand-in trainer (see the module docstring)
@@ -127,22 +129,16 @@ def build_module(name: str, size: str, device: torch.device) -> tuple[Pretrainin
     return module, optimizer
 
 
-def data_module(name: str, px: int) -> CineDataModule:
-    """The pretraining data module of the method (no data is read: only its augmenter is used)."""
-    return CineDataModule("unused", "unused", mode="pretrain", views=METHODS[name].views, output_size=px,
-                          output_spacing=1.25 * 256 / px, num_workers=0, seed=0)
-
-
-def view_sizes(data: CineDataModule) -> list[int]:
+def view_sizes(recipe: Augmenter) -> list[int]:
     """Side in px of each view the recipe produces, in order."""
-    return [spec.geometry.output_size for spec in data.train_augmenter.views for _ in range(spec.count)]
+    return [spec.geometry.output_size for spec in recipe.views for _ in range(spec.count)]
 
 
-def synthetic_views(data: CineDataModule, batch: int, device: torch.device) -> dict:
+def synthetic_views(recipe: Augmenter, batch: int, device: torch.device) -> dict:
     """Random augmented-batch tensors of the recipe's shapes (what ``augment`` returns), on ``device``."""
     out = {K.POSITION: torch.rand(batch, device=device), K.SUBJECT_INDEX: torch.arange(batch, device=device)}
-    views = [torch.randn(batch, 1, s, s, device=device) for s in view_sizes(data)]
-    if data.train_augmenter.single_view:
+    views = [torch.randn(batch, 1, s, s, device=device) for s in view_sizes(recipe)]
+    if recipe.single_view:
         out[K.IMAGE] = views[0]
     else:
         out[K.VIEWS] = views
@@ -185,8 +181,8 @@ def measure(name: str, size: str, batch: int, device: torch.device, precision: s
     torch.manual_seed(0)
     module, optimizer = build_module(name, size, device)
     trainer: _BenchTrainer = module._trainer  # noqa: SLF001
-    data = data_module(name, px)
-    views = synthetic_views(data, batch, device)
+    recipe = module.train_augmentation()  # the method's own views
+    views = synthetic_views(recipe, batch, device)
     native = synthetic_native(batch, px, device) if with_augmentation else None
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
     step_times, aug_times = [], []
@@ -194,7 +190,7 @@ def measure(name: str, size: str, batch: int, device: torch.device, precision: s
         if native is not None:
             _sync(device)
             start = time.perf_counter()
-            views = data.augment(dict(native), training=True)
+            views = module.augment(dict(native), training=True)
             _sync(device)
             aug_time = time.perf_counter() - start
         _sync(device)
@@ -216,7 +212,7 @@ def measure(name: str, size: str, batch: int, device: torch.device, precision: s
                 aug_times.append(aug_time)
         if not torch.isfinite(loss.detach()).item():
             raise RuntimeError(f"{name}: non-finite loss {loss.item()} at step {step}")
-    sizes = view_sizes(data)
+    sizes = view_sizes(recipe)
     median = statistics.median(step_times)
     row = {
         "method": name, "size": size, "px": px, "device": str(device), "precision": precision, "batch": batch,
@@ -232,7 +228,7 @@ def measure(name: str, size: str, batch: int, device: torch.device, precision: s
     if aug_times:
         aug = statistics.median(aug_times)
         row.update({"aug_ms": 1000 * aug, "slices_per_s_with_aug": batch / (median + aug)})
-    del module, optimizer, views, native, data
+    del module, optimizer, views, native, recipe
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -271,7 +267,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 3 cuda, 1 CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--with-augmentation", action="store_true",
-                        help="run CineDataModule.augment on a native batch every step (timed separately)")
+                        help="run the method's own augmentation on a native batch every step (timed separately)")
     parser.add_argument("--out", default=None, help="JSON results file")
     parser.add_argument("--markdown", default=None, help="also write the table to this markdown file")
     args = parser.parse_args()

@@ -45,14 +45,16 @@ def _synthetic_batches(batch_size: int, size: int, device: torch.device):
 
 def _loader_batches(prepared: str, split: str, batch_size: int, size: int, device: torch.device, workers: int):
     from sspcmr.data.datamodule import CineDataModule
+    from sspcmr.methods import Segmentation
 
     module = CineDataModule(prepared, split, mode="segment", batch_size=batch_size, num_workers=workers,
                             output_size=size)
     module.setup("fit")
+    recipe = Segmentation(channels=[8, 16, 32], output_size=size)  # its augmentation only (what fit runs)
     while True:
         for batch in module.train_dataloader():
             batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-            batch = module.augment(batch, training=True)
+            batch = recipe.augment(batch, training=True)
             yield batch[K.IMAGE], batch[K.LABEL]
 
 

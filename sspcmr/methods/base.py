@@ -101,6 +101,12 @@ class CineModule(L.LightningModule):
         return {"output_size": int(self.output_size), "output_spacing": float(self.output_spacing),
                 "centring": self.centring, "scale_convention": self.scale_convention}
 
+    def log_step_and_epoch(self, name: str, value: torch.Tensor, batch_size: int, prog_bar: bool = False) -> None:
+        """Log ``<name>_step`` (this rank's value: no collective at every step) and ``<name>_epoch`` (the epoch's
+        mean over every rank, synchronised once at the epoch's end): the names Lightning gives on_step + on_epoch."""
+        self.log(f"{name}_step", value, on_step=True, on_epoch=False, prog_bar=prog_bar, batch_size=batch_size)
+        self.log(f"{name}_epoch", value, on_step=False, on_epoch=True, sync_dist=True, batch_size=batch_size)
+
     def setup(self, stage: str) -> None:
         # From Python the grid is given twice (here and to the data module): refuse a mismatch rather than
         # train on one grid and evaluate on another. (The command line links them.)

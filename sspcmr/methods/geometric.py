@@ -78,5 +78,5 @@ class Geometric(Pretraining):
                 except ValueError:
                     continue
             metrics.reset()
-            if scores:
-                self.log_dict(scores, sync_dist=False)
+            if scores:  # torchmetrics gathered every rank's states: the same numbers everywhere, a max keeps them
+                self.log_dict(scores, sync_dist=True, reduce_fx="max")

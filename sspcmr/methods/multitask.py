@@ -65,8 +65,10 @@ class Multitask(Orientation):
 
     def step_outputs(self, out: dict[str, torch.Tensor], stage: str, batch: dict) -> None:
         size = batch[K.IMAGE].shape[0]
-        self.log_dict({f"{stage}/orientation_loss": out["orientation_loss"],
-                       f"{stage}/location_loss": out["location_loss"]},
-                      on_step=stage == "train", on_epoch=True, batch_size=size, sync_dist=stage == "val")
+        for name in ("orientation_loss", "location_loss"):
+            if stage == "train":
+                self.log_step_and_epoch(f"train/{name}", out[name], size)
+            else:
+                self.log(f"val/{name}", out[name], on_epoch=True, batch_size=size, sync_dist=True)
         if stage == "val":
             self.val_location.update(out["location"].detach(), out["location_target"])

@@ -116,7 +116,7 @@ class Orientation(Geometric):
         b = batch[K.IMAGE].shape[0]
         self.log_training(out["loss"], b, out["pooled"].detach())
         # Share of (slice, channel) pairs with a target: 0 means this step's loss was a zero placeholder.
-        self.log("train/valid_fraction", out["valid"].float().mean(), on_step=True, on_epoch=True, batch_size=b)
+        self.log_step_and_epoch("train/valid_fraction", out["valid"].float().mean(), b)
         return out["loss"]
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

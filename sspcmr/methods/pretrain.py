@@ -149,7 +149,7 @@ class Pretraining(CineModule):
 
     def log_training(self, loss: torch.Tensor, batch_size: int, embeddings: torch.Tensor) -> None:
         """Log the training loss, and the collapse monitors of ``embeddings`` (N, D) when they are due."""
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        self.log_step_and_epoch("train/loss", loss, batch_size, prog_bar=True)
         if self.monitor_due():
             self.log_collapse(embeddings)
 
@@ -186,6 +186,6 @@ class Pretraining(CineModule):
             return
         scores = self.probe.compute()
         self.probe.reset()
-        if scores is not None:  # identical on every rank (computed from gathered rows)
+        if scores is not None:  # identical on every rank (computed from gathered rows): a max keeps them exactly
             self.log_dict({"val/probe_position_r2": scores["r2"], "val/probe_position_mae": scores["mae"]},
-                          sync_dist=False)
+                          sync_dist=True, reduce_fx="max")

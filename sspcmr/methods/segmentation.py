@@ -275,7 +275,7 @@ class Segmentation(CineModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self.loss(self(batch[K.IMAGE]), batch[K.LABEL])
         self.log_dict({"train/loss": out.total, "train/ce": out.ce, "train/dice_loss": out.dice},
-                      on_step=False, on_epoch=True, prog_bar=False, batch_size=batch[K.IMAGE].shape[0])
+                      on_step=False, on_epoch=True, prog_bar=False, batch_size=batch[K.IMAGE].shape[0], sync_dist=True)
         self.log("loss", out.total, on_step=True, on_epoch=False, prog_bar=True, logger=False)
         return out.total
 

@@ -30,24 +30,33 @@ def overlay_grid(image: torch.Tensor, target: torch.Tensor, pred: torch.Tensor) 
     return make_grid(rows.flatten(0, 1).float().cpu(), nrow=3, padding=2)
 
 
+def _image_writer(module: L.LightningModule):
+    """The TensorBoard writer images go to, or None: no image-capable logger, not rank 0, or Lightning's sanity
+    check (its validation batches are not an epoch of training: an image there would sit at step 0)."""
+    experiment = getattr(module.logger, "experiment", None)
+    if experiment is None or not hasattr(experiment, "add_image"):
+        return None
+    trainer = module.trainer
+    return None if not trainer.is_global_zero or trainer.sanity_checking else experiment
+
+
 def log_overlays(module: L.LightningModule, batch: dict) -> None:
     """Log overlays of ``batch`` (IMAGE, one-hot LABEL) predicted by ``module`` to TensorBoard, if used."""
-    logger = module.logger
-    experiment = getattr(logger, "experiment", None)
-    if experiment is None or not hasattr(experiment, "add_image") or not module.trainer.is_global_zero:
+    experiment = _image_writer(module)
+    if experiment is None:
         return
     with torch.no_grad():
         pred = module(batch[K.IMAGE])[0].argmax(1)
     grid = overlay_grid(batch[K.IMAGE], batch[K.LABEL].argmax(1), pred)
-    experiment.add_image("val/overlays", grid, global_step=module.current_epoch)
+    # On the global-step axis, like the scalars, so an image lines up with the losses logged at that step.
+    experiment.add_image("val/overlays", grid, global_step=module.global_step)
 
 
 def log_image(module: L.LightningModule, tag: str, grid: torch.Tensor) -> None:
-    """Log a (3, H, W) image in [0, 1] to TensorBoard (rank 0, if the logger supports images)."""
-    experiment = getattr(module.logger, "experiment", None)
-    if experiment is None or not hasattr(experiment, "add_image") or not module.trainer.is_global_zero:
-        return
-    experiment.add_image(tag, grid.clamp(0, 1), global_step=module.current_epoch)
+    """Log a (3, H, W) image in [0, 1] to TensorBoard at the global step (rank 0, if the logger supports images)."""
+    experiment = _image_writer(module)
+    if experiment is not None:
+        experiment.add_image(tag, grid.clamp(0, 1), global_step=module.global_step)
 
 
 def _window(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -52,7 +52,8 @@ def test_multitask_trains_logs_both_tasks_and_transfers(prepared_tiny, tmp_path)
     before = {k: v.clone() for k, v in model.backbone.encoder.state_dict().items()}
     trainer = _fit(model, prepared_tiny, tmp_path)
     metrics = trainer.callback_metrics
-    for key in ("train/orientation_loss", "train/location_loss", "val/orientation_loss", "val/location_loss",
+    for key in ("train/orientation_loss_epoch", "train/location_loss_epoch", "val/orientation_loss",
+                "val/location_loss",
                 "val/location_r2", "val/location_mae", "val/peak_distance_px", "val/loss"):
         assert key in metrics and torch.isfinite(metrics[key]), key
     assert any(not torch.equal(v, before[k]) for k, v in model.backbone.encoder.state_dict().items())

@@ -61,7 +61,7 @@ def test_loss_is_the_batch_mse_against_the_target(centrosymmetric):
     loss = model.training_step(batch_of(prediction, location), 0)
     assert loss.dtype == torch.float32
     assert float(loss.detach()) == pytest.approx(expected, abs=1e-6)
-    assert float(logged["train/loss"]) == pytest.approx(expected, abs=1e-6)
+    assert float(logged["train/loss_step"]) == pytest.approx(expected, abs=1e-6)
 
 
 def test_metrics_on_hand_checkable_values():

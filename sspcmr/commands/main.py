@@ -4,7 +4,8 @@
   for these, so the other commands start without torch);
 * every other word: the plain argparse commands, each group registering its own subcommands
   (:mod:`~sspcmr.commands.data`, :mod:`~sspcmr.commands.evaluation`, :mod:`~sspcmr.commands.splits`,
-  :mod:`~sspcmr.commands.study`), which also answers ``--help``, ``--version`` and unknown words.
+  :mod:`~sspcmr.commands.study`, :mod:`~sspcmr.commands.configs`), which also answers ``--help``, ``--version``
+  and unknown words.
 
 Every error ends as one line ``sspcmr <command>: error: ...`` and exit code 2 (bad input) or 1 (machine
 failure); ``--debug`` or ``SSPCMR_DEBUG=1`` shows the traceback (:mod:`sspcmr.commands.errors`).
@@ -17,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from sspcmr import __version__
+from sspcmr.commands.configs import add_configs_command
 from sspcmr.commands.data import add_data_commands
 from sspcmr.commands.errors import DEBUG_FLAG, debug_requested, run_reporting
 from sspcmr.commands.evaluation import add_evaluation_commands
@@ -25,7 +27,8 @@ from sspcmr.commands.splits import add_splits_command
 from sspcmr.commands.study import add_study_command
 
 # In this order in `sspcmr --help` and in the list of choices of an unknown command.
-COMMAND_GROUPS = (add_data_commands, add_evaluation_commands, add_splits_command, add_study_command)
+COMMAND_GROUPS = (add_data_commands, add_evaluation_commands, add_splits_command, add_study_command,
+                  add_configs_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sspcmr",
         description="Self-supervised pretraining for cardiac MR short-axis cine segmentation. Training "
-        "commands: sspcmr {fit,validate,test,predict} --config CONFIG.yaml (LightningCLI; see --help of each).",
+        "commands: sspcmr {fit,validate,test,predict} --config CONFIG (a YAML file or a shipped config's name: "
+        "sspcmr configs list; LightningCLI, see --help of each).",
     )
     parser.add_argument("--version", action="version", version=f"sspcmr {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error (or SSPCMR_DEBUG=1)")

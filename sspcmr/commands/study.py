@@ -13,7 +13,8 @@ def add_study_command(commands: argparse._SubParsersAction) -> None:
         "resumable; --list / --run / --report split it across machines",
         description="Without --list/--run/--report: every run in order (finished runs skipped, interrupted ones "
         "resumed from their last checkpoint, failures recorded), then the reports when all runs are done.")
-    study.add_argument("--config", required=True, help="study file (configs/study/*.yaml)")
+    study.add_argument("--config", required=True, help="study file, or a shipped one's name "
+                       "(study/smoke; `sspcmr configs list --kind study`)")
     study.add_argument("--output-dir", help="override the study file's output_dir")
     action = study.add_mutually_exclusive_group()
     action.add_argument("--list", action="store_true", help="print the runs (index, ID, kind, state) and exit")

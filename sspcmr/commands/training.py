@@ -1,5 +1,5 @@
 """``sspcmr fit | validate | test | predict``: a LightningCLI over any sspcmr LightningModule
-(``--model.class_path``, or a YAML config from ``configs/``) and :class:`CineDataModule`, with
+(``--model.class_path``, or a YAML config: a file or a shipped config's name) and :class:`CineDataModule`, with
 ``--print_config``, the resolved config saved with every run, TensorBoard logging, the rich progress bar and
 checkpoints that resume a killed run (``--ckpt_path last``; docs/cli.md).
 
@@ -9,6 +9,7 @@ only for these four commands, and a study imports it to train in its own process
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import lightning as L
@@ -24,6 +25,7 @@ from sspcmr.data.datamodule import CineDataModule
 from sspcmr.data.errors import DataError
 from sspcmr.methods.transfer import load_file
 from sspcmr.resume import find_last_checkpoint
+from sspcmr.shipped_configs import resolve_config_arguments
 
 # Each subcommand saves its resolved config under its own name, so `test` never replaces the training
 # run's config.yaml (docs/cli.md).
@@ -97,7 +99,13 @@ def trainer_defaults() -> dict:
 
 
 def lightning_cli(args: Sequence[str] | None, run: bool = True) -> TrainingCLI:
-    """Build (and by default run) the LightningCLI for ``args`` (None: ``sys.argv``); returns it."""
+    """Build (and by default run) the LightningCLI for ``args`` (None: ``sys.argv``); returns it.
+
+    A ``--config`` that is no file but a shipped config's name (``segmentation/baseline``) is replaced by
+    that file first (:func:`~sspcmr.shipped_configs.resolve_config`).
+    """
+    if args is None:  # from the console LightningCLI reads sys.argv itself, so the name is resolved there
+        sys.argv[1:] = resolve_config_arguments(sys.argv[1:])
     return TrainingCLI(
         L.LightningModule,
         CineDataModule,
@@ -106,7 +114,7 @@ def lightning_cli(args: Sequence[str] | None, run: bool = True) -> TrainingCLI:
         trainer_defaults=trainer_defaults(),
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"exit_on_error": False, **{name: {"exit_on_error": False} for name in TRAINING_COMMANDS}},
-        args=None if args is None else list(args),
+        args=None if args is None else resolve_config_arguments(args),
         run=run,
         auto_configure_optimizers=False,
     )

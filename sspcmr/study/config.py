@@ -29,7 +29,9 @@ A study file is YAML::
 
 Overrides are LightningCLI arguments without the leading ``--``, as a flat mapping of dotted keys
 (``model.init_args.lr: 0.005``) or nested mappings; values are passed as JSON. Relative paths are taken
-from the working directory, like every other sspcmr config.
+from the working directory, like every other sspcmr config. A ``config`` that is no file there but names a
+shipped config (``segmentation/baseline``, or ``configs/segmentation/baseline.yaml`` outside a clone) is that
+file (:func:`~sspcmr.shipped_configs.resolve_config`); so is the study file itself in :func:`load_study`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from typing import Any
 import yaml
 
 from sspcmr.data.splits import VENDOR_GROUPS
+from sspcmr.shipped_configs import resolve_config
 from sspcmr.study.spec import (
     ALL,
     MAX_SEED,
@@ -116,7 +119,8 @@ def _recipe(raw: Any, where: str) -> RecipeSpec:
     unknown = set(raw) - {"config", "overrides"}
     if unknown:
         raise StudyConfigError(f"{where}: unknown keys {sorted(unknown)}")
-    return RecipeSpec(str(raw["config"]), flatten_overrides(_mapping(raw.get("overrides"), f"{where}.overrides")))
+    overrides = flatten_overrides(_mapping(raw.get("overrides"), f"{where}.overrides"))
+    return RecipeSpec(resolve_config(str(raw["config"])), overrides)
 
 
 def _method(key: str, raw: Any, where: str) -> MethodSpec:
@@ -136,7 +140,8 @@ def _method(key: str, raw: Any, where: str) -> MethodSpec:
     transfer = raw.get("transfer", "encoder")
     if transfer not in TRANSFERS:
         raise StudyConfigError(f"{where}.transfer must be one of {TRANSFERS}; got {transfer!r}")
-    return MethodSpec(key=key, label=str(raw.get("label", key)), config=str(raw["config"]), transfer=transfer,
+    config = resolve_config(str(raw["config"]))  # "" for a method fine-tuning another's pretraining
+    return MethodSpec(key=key, label=str(raw.get("label", key)), config=config, transfer=transfer,
                       overrides=flatten_overrides(_mapping(raw.get("overrides"), f"{where}.overrides")),
                       finetune_overrides=flatten_overrides(_mapping(raw.get("finetune_overrides"),
                                                                     f"{where}.finetune_overrides")),
@@ -263,8 +268,9 @@ def parse_study(raw: Mapping[str, Any], path: str | Path = "<study>") -> StudyCo
 
 
 def load_study(path: str | Path, output_dir: str | Path | None = None) -> StudyConfig:
-    """Read and validate a study file; ``output_dir`` replaces the file's (e.g. for a scratch copy)."""
-    path = Path(path)
+    """Read and validate a study file (or a shipped one by name: ``study/smoke``); ``output_dir`` replaces the
+    file's (e.g. for a scratch copy)."""
+    path = Path(resolve_config(str(path)))
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as error:

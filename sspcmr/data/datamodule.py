@@ -122,6 +122,21 @@ class CineDataModule(L.LightningDataModule):
         self.split: Split | None = None
         self.datasets: dict[str, torch.utils.data.Dataset] = {}
 
+    @classmethod
+    def for_checkpoint(cls, path: str | Path, data_dir: str, split: str, **kwargs) -> CineDataModule:
+        """A data module on the grid the network in ``path`` (``.ckpt``, or exported ``.pt`` with its ``.json``)
+        was trained on (:func:`sspcmr.pretrained.checkpoint_grid`); ``kwargs`` are the other arguments.
+
+        Raises:
+            ValueError: ``kwargs`` with another ``output_size`` / ``output_spacing`` (naming both grids), or
+                a source that records no grid.
+        """
+        from sspcmr.pretrained import check_grid, checkpoint_grid
+
+        grid = checkpoint_grid(path)
+        check_grid(path, grid, kwargs, "the data module")
+        return cls(data_dir, split, **{**kwargs, **grid})
+
     @staticmethod
     def _check_arguments(args: dict) -> None:
         """Refuse invalid constructor arguments with one line naming the argument, its value and what is

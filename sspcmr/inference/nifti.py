@@ -43,8 +43,8 @@ def read_short_axis(path: Path) -> tuple[nib.Nifti1Image, np.ndarray, np.ndarray
     return reference, cine, affine
 
 
-def predict_nifti(model: torch.nn.Module | Callable, path: Path, out: Path, output_size: int = 256,
-                  output_spacing: float = 1.25, device: str | torch.device = "cpu") -> Path:
+def predict_nifti(model: torch.nn.Module | Callable, path: Path, out: Path, output_size: int | None = None,
+                  output_spacing: float | None = None, device: str | torch.device = "cpu") -> Path:
     """Segment a short-axis NIfTI (3D (X, Y, Z) or 4D cine (X, Y, Z, T)) and write the labels on its grid.
 
     Args:
@@ -52,8 +52,9 @@ def predict_nifti(model: torch.nn.Module | Callable, path: Path, out: Path, outp
             to logits (B, C, S, S) or a list of them (head 0 is used).
         path: input ``.nii`` / ``.nii.gz``.
         out: output label file (uint8, the input's shape, sform and qform).
-        output_size: network grid side in pixels (as trained).
-        output_spacing: network grid spacing in mm (as trained).
+        output_size: network grid side in pixels (as trained); None: the model's own ``output_size`` (a sspcmr
+            ``Segmentation`` knows the grid it was trained on), else 256.
+        output_spacing: network grid spacing in mm (as trained); None: the model's own, else 1.25.
         device: where to run the model (a ``torch.nn.Module`` is moved there).
 
     Returns:
@@ -63,6 +64,8 @@ def predict_nifti(model: torch.nn.Module | Callable, path: Path, out: Path, outp
         ValueError: the file is not 3D or 4D, is unreadable, or is constant.
     """
     path, out = Path(path), Path(out)
+    output_size = output_size or getattr(model, "output_size", 256)
+    output_spacing = output_spacing or getattr(model, "output_spacing", 1.25)
     reference, raw, affine = read_short_axis(path)
     grid = PreparedGrid.of(raw, affine)
     cine, new_affine = grid.apply(raw, affine)

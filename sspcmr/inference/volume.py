@@ -69,7 +69,9 @@ def predict_volume(model: Callable, volume: np.ndarray, spacing: tuple[float, fl
 
     Args:
         model: as for :func:`volume_labels` (already on ``device`` and in eval mode).
-        volume, spacing, statistics: as for :func:`volume_batch`.
+        volume: as for :func:`volume_batch`.
+        spacing: as for :func:`volume_batch`.
+        statistics: as for :func:`volume_batch`.
         output_size: network grid side in pixels (as trained).
         output_spacing: network grid spacing in mm (as trained).
         device: where the batch goes.

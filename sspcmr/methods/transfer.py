@@ -7,6 +7,9 @@ by exact ``startswith`` on ``<prefix>encoder.`` (and ``<prefix>decoder.``); ever
 selected parts must be present with the same shape, and no other source key under those parts may
 exist. Heads are never loaded. Nothing is guessed and nothing is half-loaded: any mismatch is an
 error naming the keys.
+
+The target is a U-Net or any module holding one under a prefix (``net.`` for ``self.net = UNet(...)``):
+:func:`sspcmr.pretrained.load_backbone` is the public entry, ``Segmentation(init_from=...)`` the fine-tuning one.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from sspcmr.models.unet import REFERENCE_HEAD_PREFIX, UNetConfig
 
 TransferMode = Literal["encoder", "encoder+decoder"]
 MANIFEST_KEY = "sspcmr_manifest"
+# The name errors give a source when it came through fine-tuning (``Segmentation(init_from=...)`` and
+# ``--model.init_from``): their hints are then command-line options.
+CLI_CONTEXT = "init_from"
 MANIFEST_VERSION = 1
 PARTS: dict[str, tuple[str, ...]] = {"encoder": ("encoder.",), "encoder+decoder": ("encoder.", "decoder.")}
 # Architecture fields that must agree for weights to mean the same thing (out_channels and num_heads only
@@ -59,14 +65,17 @@ def build_manifest(method: str, prefix: str, transferable: tuple[str, ...], unet
             "init_from": init_from}
 
 
-def check_manifest(manifest: dict[str, Any], unet: UNetConfig, mode: str, path: str | Path) -> None:
-    """Refuse a transfer the source cannot provide or an architecture that differs, with the fix to apply."""
+def check_manifest(manifest: dict[str, Any], unet: UNetConfig, mode: str, path: str | Path,
+                   context: str = CLI_CONTEXT) -> None:
+    """Refuse a transfer the source cannot provide or an architecture that differs, with the fix to apply
+    (command-line options for ``context="init_from"``, else Python arguments)."""
     transferable = manifest.get("transferable")
     wanted = PARTS[mode]
+    cli = context == CLI_CONTEXT
     if transferable is not None and not all(part.rstrip(".") in transferable for part in wanted):
-        method = manifest.get("method", "this method")
-        raise ValueError(f"init_from: {path} ({method}) provides only {'+'.join(transferable)}; "
-                         f"use --model.transfer {'+'.join(transferable)} instead of {mode}")
+        method, provided = manifest.get("method", "this method"), "+".join(transferable)
+        fix = f"--model.transfer {provided} instead of {mode}" if cli else f"parts={provided!r} instead of {mode!r}"
+        raise ValueError(f"{context}: {path} ({method}) provides only {provided}; use {fix}")
     source = manifest.get("unet")
     if not isinstance(source, dict):
         return
@@ -75,9 +84,12 @@ def check_manifest(manifest: dict[str, Any], unet: UNetConfig, mode: str, path: 
     differ = [(name, source.get(name), own[name]) for name in ARCHITECTURE_FIELDS
               if name in source and _normal(source[name]) != _normal(own[name])]
     if differ:
-        fixes = " ".join(f"--model.{name} {_cli(value)}" for name, value, _ in differ if name != "in_channels")
+        if cli:
+            fixes = " ".join(f"--model.{name} {_cli(value)}" for name, value, _ in differ if name != "in_channels")
+        else:
+            fixes = "UNetConfig(" + ", ".join(f"{name}={_normal(value)!r}" for name, value, _ in differ) + ")"
         details = "; ".join(f"{name}: pretrained {value!r}, here {mine!r}" for name, value, mine in differ)
-        raise ValueError(f"init_from: {path} was pretrained with another U-Net ({details}). "
+        raise ValueError(f"{context}: {path} was pretrained with another U-Net ({details}). "
                          f"Build the same network{': ' + fixes if fixes else ''}")
 
 
@@ -182,44 +194,71 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def read_source(path: str | Path) -> tuple[dict[str, torch.Tensor], str, dict[str, Any] | None]:
+def read_source(path: str | Path, context: str = CLI_CONTEXT) -> tuple[dict[str, torch.Tensor], str,
+                                                                      dict[str, Any] | None]:
     """The state dict, U-Net prefix and manifest (None for a plain state dict) of a checkpoint or exported
-    backbone file."""
+    backbone file; errors start with ``context`` (the option or function that named the file)."""
     path = Path(path)
-    content = load_file(path, "init_from")
+    content = load_file(path, context)
     if isinstance(content, dict) and "state_dict" in content:
         manifest = content.get(MANIFEST_KEY)
         if not isinstance(manifest, dict) or "prefix" not in manifest:
-            raise ValueError(f"init_from: {path} is a Lightning checkpoint without an sspcmr manifest; export the "
+            raise ValueError(f"{context}: {path} is a Lightning checkpoint without an sspcmr manifest; export the "
                              "backbone with reference key names (encoder.*, decoder.*) to load it")
         return content["state_dict"], str(manifest["prefix"]), manifest
     if isinstance(content, dict) and all(isinstance(v, torch.Tensor) for v in content.values()):
         return content, "", None
-    raise ValueError(f"init_from: {path} holds neither a checkpoint nor a state dict")
+    raise ValueError(f"{context}: {path} holds neither a checkpoint nor a state dict")
 
 
-def load_transfer(net: nn.Module, path: str | Path, mode: TransferMode = "encoder") -> TransferReport:
+def load_transfer(net: nn.Module, path: str | Path, mode: TransferMode = "encoder", prefix: str = "",
+                  context: str = CLI_CONTEXT) -> TransferReport:
     """Load the ``mode`` parts of ``path`` into ``net`` strictly; returns the report.
 
     A source with a manifest must provide the parts asked for and have been built with the same U-Net
-    architecture (``net.config``); the tensors themselves are then checked key by key.
+    architecture (the config of the :class:`~sspcmr.models.unet.UNet` at ``prefix``, when it is one); the
+    tensors themselves are then checked key by key.
+
+    Args:
+        net: the module to load into: a U-Net (``prefix=""``) or any module whose state dict holds the
+            U-Net's keys under ``prefix`` (``"net."`` for ``self.net = UNet(...)``).
+        path: a sspcmr checkpoint (``.ckpt``) or an exported backbone (``.pt``).
+        mode: ``encoder`` or ``encoder+decoder``; heads are never loaded.
+        prefix: where ``encoder.`` / ``decoder.`` live in ``net``'s state dict ("" or ending in ``.``).
+        context: how errors name the caller: ``init_from`` (fine-tuning, the command line's options in the
+            hints) or a Python function's name (its arguments in the hints).
 
     Raises:
         ValueError: unknown mode, unreadable source, a part the source does not provide, another
             architecture, or any missing, unexpected or mis-shaped key.
     """
+    option = "transfer" if context == CLI_CONTEXT else "parts"
     if mode not in PARTS:
-        raise ValueError(f"transfer must be one of {sorted(PARTS)}; got {mode!r}")
-    source, prefix, manifest = read_source(path)
-    if manifest is not None and isinstance(getattr(net, "config", None), UNetConfig):
-        check_manifest(manifest, net.config, mode, path)
+        raise ValueError(f"{option} must be one of {sorted(PARTS)}; got {mode!r}")
+    source, source_prefix, manifest = read_source(path, context)
+    try:
+        unet = net.get_submodule(prefix.rstrip("."))  # "" is net itself
+    except AttributeError:
+        unet = None  # no module there: the key check below says what is missing
+    if manifest is not None and isinstance(getattr(unet, "config", None), UNetConfig):
+        check_manifest(manifest, unet.config, mode, path, context)
     target = net.state_dict()
-    parts = PARTS[mode]
+    parts = tuple(prefix + part for part in PARTS[mode])
     wanted = {k: v for k, v in target.items() if k.startswith(parts)}
     # Reference-named sources keep their heads under decoder.output_convs.*: heads, never loaded.
-    given = {k[len(prefix):]: v for k, v in source.items()
-             if k.startswith(prefix) and k[len(prefix):].startswith(parts)
-             and not k[len(prefix):].startswith(REFERENCE_HEAD_PREFIX)}
+    given = {prefix + k[len(source_prefix):]: v for k, v in source.items()
+             if k.startswith(source_prefix) and k[len(source_prefix):].startswith(PARTS[mode])
+             and not k[len(source_prefix):].startswith(REFERENCE_HEAD_PREFIX)}
+    _check_keys(wanted, given, f"{context}: {path} does not fit this U-Net for {option}={mode!r}")
+    merged = dict(target)
+    merged.update(given)
+    net.load_state_dict(merged, strict=True)
+    return TransferReport(str(path), mode, loaded=sorted(given), kept_initial=sorted(set(target) - set(given)),
+                          manifest=manifest, sha256=file_sha256(path))
+
+
+def _check_keys(wanted: dict[str, torch.Tensor], given: dict[str, torch.Tensor], failure: str) -> None:
+    """Raise ``failure`` with the missing, unexpected and mis-shaped keys, if there are any."""
     missing = sorted(set(wanted) - set(given))
     unexpected = sorted(set(given) - set(wanted))
     shapes = sorted(k for k in set(wanted) & set(given) if tuple(wanted[k].shape) != tuple(given[k].shape))
@@ -228,11 +267,5 @@ def load_transfer(net: nn.Module, path: str | Path, mode: TransferMode = "encode
         details = [f"{len(missing)} missing (e.g. {missing[:3]})" if missing else "",
                    f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})" if unexpected else "",
                    f"{len(shapes)} with other shapes (e.g. {examples})" if shapes else ""]
-        raise ValueError(f"init_from: {path} does not fit this U-Net for transfer={mode!r}: "
-                         + "; ".join(d for d in details if d)
+        raise ValueError(failure + ": " + "; ".join(d for d in details if d)
                          + ". Check channels / stages against the pretraining run.")
-    merged = dict(target)
-    merged.update(given)
-    net.load_state_dict(merged, strict=True)
-    return TransferReport(str(path), mode, loaded=sorted(given), kept_initial=sorted(set(target) - set(given)),
-                          manifest=manifest, sha256=file_sha256(path))

@@ -242,3 +242,16 @@ def test_writer_on_predict_step_outputs_directly(prepared_tiny, tmp_path):
     labels = np.asarray(nib.load(writer.written[0]).dataobj)
     np.testing.assert_array_equal(labels[..., meta["es"]], _raw_labels(meta, "ES"))
     assert not np.delete(labels, meta["es"], axis=-1).any()
+
+
+def test_predict_nifti_defaults_to_the_models_own_grid(prepared_tiny, tmp_path):
+    """From Python, a model that knows its grid (as a Segmentation does) is run on it unless told otherwise."""
+    _, meta = _first_subject(prepared_tiny, "mm2")
+    source = Path(meta["sources"]["cine"])
+    model = Threshold()
+    model.output_size, model.output_spacing = 64, 4.0  # what Segmentation carries
+    own = np.asarray(nib.load(predict_nifti(model, source, tmp_path / "own.nii.gz")).dataobj)
+    given = np.asarray(nib.load(predict_nifti(model, source, tmp_path / "given.nii.gz", 64, 4.0)).dataobj)
+    other = np.asarray(nib.load(predict_nifti(model, source, tmp_path / "other.nii.gz", 32, 8.0)).dataobj)
+    np.testing.assert_array_equal(own, given)
+    assert not np.array_equal(own, other)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from sspcmr.links import docs_page
+
 
 def _evaluate(args: argparse.Namespace) -> int:
     """``sspcmr evaluate``: score a checkpoint on the test subjects in native space."""
@@ -71,14 +73,20 @@ def _export_backbone(args: argparse.Namespace) -> int:
     """``sspcmr export-backbone``: a checkpoint's transferable weights as a plain state dict."""
     from sspcmr.methods.export import export_backbone
 
-    out = export_backbone(args.ckpt, args.out, parts=args.parts)
-    print(f"wrote {out} (reference key names) and {out.name}.json (manifest)")
+    out = export_backbone(args.ckpt, args.out, parts=args.parts, file_format=args.format)
+    if args.format == "nnunet":
+        print(f"wrote {out} (nnU-Net v2 network_weights for nnUNetv2_train -pretrained_weights) and {out.name}.json "
+              f"(manifest and the plan's architecture block: {docs_page('nnunet.md')})")
+    else:
+        print(f"wrote {out} (reference key names) and {out.name}.json (manifest)")
     return 0
 
 
 def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser(
-        "evaluate", help="score a segmentation checkpoint on the test subjects in native space (docs/evaluation.md)")
+        "evaluate", help="score a segmentation checkpoint on the test subjects in native space",
+        description=f"Score a segmentation checkpoint on the test subjects in native space: "
+        f"{docs_page('evaluation.md')}")
     evaluate.add_argument("--ckpt", required=True, help="Segmentation checkpoint (.ckpt)")
     evaluate.add_argument("--prepared", required=True, help="folder written by `sspcmr prepare`")
     evaluate.add_argument("--split", required=True, help="split YAML; its test part is scored")
@@ -107,7 +115,8 @@ def _add_segment(commands: argparse._SubParsersAction) -> None:
 def _add_probe(commands: argparse._SubParsersAction) -> None:
     probe = commands.add_parser(
         "probe", help="validation Dice of a 1x1-conv probe on frozen features (representation quality, "
-        "independent of fine-tuning; docs/evaluation.md)")
+        "independent of fine-tuning)",
+        description=f"Representation quality independent of fine-tuning: {docs_page('evaluation.md')}")
     probe.add_argument("sources", nargs="+", metavar="SOURCE",
                        help="checkpoints or exported backbones; 'random' for a randomly initialised U-Net (control)")
     probe.add_argument("--prepared", required=True, help="folder written by `sspcmr prepare`")
@@ -141,9 +150,13 @@ def add_evaluation_commands(commands: argparse._SubParsersAction) -> None:
     _add_probe(commands)
     export = commands.add_parser(
         "export-backbone", help="write a checkpoint's transferable U-Net weights as a plain state dict with the "
-        "reference key names (encoder.*, decoder.*)")
+        "reference key names (encoder.*, decoder.*), or for nnU-Net v2 (--format nnunet)")
     export.add_argument("ckpt", help="checkpoint of any sspcmr method (.ckpt)")
     export.add_argument("-o", "--out", required=True, help="output file (.pt); the manifest goes to OUT.json")
     export.add_argument("--parts", choices=["auto", "encoder", "encoder+decoder", "all"], default="auto",
                         help="auto: what the method transfers (encoder; encoder+decoder for MIM); all: also heads")
+    export.add_argument("--format", choices=["sspcmr", "nnunet"], default="sspcmr",
+                        help="sspcmr: plain state dict with the reference key names; nnunet: a checkpoint for "
+                        f"nnU-Net v2's nnUNetv2_train -pretrained_weights (a matching 2D plan: "
+                        f"{docs_page('nnunet.md')})")
     export.set_defaults(handler=_export_backbone)

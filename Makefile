@@ -14,7 +14,7 @@ DEMO_SUBJECTS ?= 8
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,nnunet]"  # nnunet: the nnU-Net export is tested against PlainConvUNet
+	$(BIN)/pip install --quiet -e ".[dev,nnunet,docs]"  # nnunet: the export is tested against PlainConvUNet; docs: the site
 	touch $(STAMP)
 
 install: $(STAMP)

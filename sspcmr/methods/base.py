@@ -16,7 +16,7 @@ once, on the data module); from Python, pass the same values to both.
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from typing import ClassVar, Literal
 
 import lightning as L
 import torch
@@ -55,6 +55,9 @@ class CineModule(L.LightningModule):
             module's ``seed`` on the command line, so one seed repeats a run exactly.
     """
 
+    STREAM_KEYS: ClassVar[dict[str, str]] = {"augmentation": GENERATOR_KEY}
+    """Random streams saved in checkpoints: stream name -> checkpoint key."""
+
     def __init__(
         self,
         output_size: int = 256,
@@ -72,7 +75,7 @@ class CineModule(L.LightningModule):
         self.output_size, self.output_spacing = output_size, output_spacing
         self.scale_convention, self.centring = scale_convention, centring
         self.augmentation_seed = augmentation_seed
-        self._generators: dict[str, torch.Generator] = {}
+        self._generators: dict[tuple[str, str], torch.Generator] = {}
         self._recipes: dict[str, Augmenter | None] = {}
 
     # -- the recipe: what a method overrides --------------------------------------------------------
@@ -124,13 +127,19 @@ class CineModule(L.LightningModule):
             self._recipes[stage] = self.train_augmentation() if stage == "train" else self.validation_augmentation()
         return self._recipes[stage] or self._recipe("train")
 
+    def random_stream(self, name: str, stage: str, seed: int, stride: int) -> torch.Generator:
+        """The CPU generator of stream ``name`` for ``train`` or ``val`` on this rank, created on first use from
+        ``seed + stride * rank`` (validation: one more). Every validation run restarts the ``val`` streams; the
+        ``train`` streams named in :attr:`STREAM_KEYS` are saved in checkpoints."""
+        key = (name, stage)
+        if key not in self._generators:
+            rank = self.trainer.global_rank if self._trainer is not None else 0
+            self._generators[key] = torch.Generator().manual_seed(seed + stride * rank + (stage != "train"))
+        return self._generators[key]
+
     def augmentation_generator(self, stage: str) -> torch.Generator:
         """The CPU generator of ``train`` or ``val`` views on this rank (created on first use)."""
-        if stage not in self._generators:
-            rank = self.trainer.global_rank if self._trainer is not None else 0
-            seed = self.augmentation_seed + RANK_STRIDE * rank + (stage != "train")
-            self._generators[stage] = torch.Generator().manual_seed(seed)
-        return self._generators[stage]
+        return self.random_stream("augmentation", stage, self.augmentation_seed, RANK_STRIDE)
 
     def augment(self, batch: dict, training: bool) -> dict:
         """The views (and targets) of a native slice batch; a whole volume gets the evaluation resampling."""
@@ -146,15 +155,17 @@ class CineModule(L.LightningModule):
         return self.augment(batch, training=bool(self._trainer is not None and self.trainer.training))
 
     def on_validation_epoch_start(self) -> None:
-        self._generators.pop("val", None)  # every validation run sees the same views
+        for key in [key for key in self._generators if key[1] == "val"]:
+            del self._generators[key]  # every validation run sees the same views (and corruptions)
 
-    # The training stream is part of the run's state: a resumed run continues it instead of repeating views.
+    # The training streams are part of the run's state: a resumed run continues them instead of repeating draws.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        if "train" in self._generators:
-            checkpoint[GENERATOR_KEY] = self._generators["train"].get_state()
+        for name, key in self.STREAM_KEYS.items():
+            if (name, "train") in self._generators:
+                checkpoint[key] = self._generators[name, "train"].get_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get(GENERATOR_KEY)
-        if state is not None:
-            self._generators["train"] = torch.Generator()
-            self._generators["train"].set_state(state)
+        for name, key in self.STREAM_KEYS.items():
+            if checkpoint.get(key) is not None:
+                self._generators[name, "train"] = torch.Generator()
+                self._generators[name, "train"].set_state(checkpoint[key])

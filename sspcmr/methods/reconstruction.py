@@ -14,11 +14,13 @@ A method says how it corrupts a batch (:meth:`Reconstruction.corrupt`) and how t
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from typing import Any
 
 import torch
 
 from sspcmr.data import keys as K
+from sspcmr.methods.base import CineModule
 from sspcmr.methods.optimisation import SGDCosine
 from sspcmr.methods.pretrain import Pretraining, pooled_bottleneck
 from sspcmr.methods.visuals import log_image, reconstruction_grid
@@ -28,7 +30,7 @@ GENERATOR_KEY = "sspcmr_mask_generator"
 RANK_SEED_STRIDE = 1009  # rank r draws its corruptions from mask_seed + 1009 r (validation: one more)
 
 
-class Reconstruction(Pretraining):
+class Reconstruction(Pretraining, metaclass=ABCMeta):
     """Base of the restoring methods (not used on its own).
 
     Args:
@@ -45,6 +47,7 @@ class Reconstruction(Pretraining):
 
     transferable = ("encoder", "decoder")
     hparams_ignore = ("log_images",)
+    STREAM_KEYS = {**CineModule.STREAM_KEYS, "corruption": GENERATOR_KEY}
 
     def __init__(
         self,
@@ -59,8 +62,6 @@ class Reconstruction(Pretraining):
         self.optimisation = SGDCosine(lr, momentum, nesterov, weight_decay)
         self.log_images = log_images
         self.backbone = UNet(self.unet_config(out_channels=1, num_heads=1))
-        self.mask_generator: torch.Generator | None = None
-        self._val_generator: torch.Generator | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Restored images (B, 1, H, W) of (corrupted) images."""
@@ -68,43 +69,34 @@ class Reconstruction(Pretraining):
 
     # -- what a method defines ------------------------------------------------------------------------
 
+    @abstractmethod
     def corrupt(self, image: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """The corrupted images (B, 1, H, W) the U-Net sees and the mask of the corrupted pixels."""
-        raise NotImplementedError
 
+    @abstractmethod
     def reconstruction_loss(self, output: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The loss of the restored ``output`` against the original ``image``."""
-        raise NotImplementedError
 
     def log_validation_extras(self, out: dict[str, torch.Tensor], image: torch.Tensor) -> None:
         """More validation logs of a method (default: none)."""
 
-    # -- the corruption streams -------------------------------------------------------------------------
+    # -- the corruption stream (CineModule.random_stream: per rank, restarted for validation, checkpointed) ---
 
-    def _rank_seed(self) -> int:
-        rank = self.trainer.global_rank if self._trainer is not None else 0
-        return self.hparams.mask_seed + RANK_SEED_STRIDE * rank
+    def corruption_generator(self, stage: str) -> torch.Generator:
+        """The CPU generator of ``train`` or ``val`` corruptions on this rank."""
+        return self.random_stream("corruption", stage, self.hparams.mask_seed, RANK_SEED_STRIDE)
+
+    @property
+    def mask_generator(self) -> torch.Generator | None:
+        """The training corruption stream, once drawn from or restored from a checkpoint."""
+        return self._generators.get(("corruption", "train"))
 
     def _train_generator(self) -> torch.Generator:
-        if self.mask_generator is None:
-            self.mask_generator = torch.Generator().manual_seed(self._rank_seed())
-        return self.mask_generator
+        return self.corruption_generator("train")
 
-    def on_validation_epoch_start(self) -> None:
-        super().on_validation_epoch_start()
-        self._val_generator = torch.Generator().manual_seed(self._rank_seed() + 1)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        if self.mask_generator is not None:
-            checkpoint[GENERATOR_KEY] = self.mask_generator.get_state()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        state = checkpoint.get(GENERATOR_KEY)
-        if state is not None:
-            self.mask_generator = torch.Generator()
-            self.mask_generator.set_state(state)
+    @property
+    def _val_generator(self) -> torch.Generator:
+        return self.corruption_generator("val")
 
     # -- steps ------------------------------------------------------------------------------------------
 
@@ -118,13 +110,13 @@ class Reconstruction(Pretraining):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         image = batch[K.IMAGE]
-        out = self.reconstruct(image, self._train_generator())
+        out = self.reconstruct(image, self.corruption_generator("train"))
         self.log_training(out["loss"], image.shape[0], out["pooled"])
         return out["loss"]
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         image = batch[K.IMAGE]
-        out = self.reconstruct(image, self._val_generator)
+        out = self.reconstruct(image, self.corruption_generator("val"))
         self.log_validation(out["loss"], image.shape[0])
         self.log_validation_extras(out, image)
         self.probe_features(image, batch)

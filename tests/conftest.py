@@ -43,3 +43,15 @@ def prepared_tiny(tiny_dataset, tmp_path_factory: pytest.TempPathFactory) -> tup
     split = default_split(PreparedDataset(root).metadata_frames(), per_vendor=1, mm2_test_ids=["003"],
                           remove_overlap=False)
     return root, write_split(split, root / "split.yaml")
+
+
+@pytest.fixture
+def one_cpu_thread():
+    """Run tiny networks on one intra-op thread: on a busy 2-core machine two spinning OpenMP threads make
+    each small convolution tens of times slower. Restored after the test."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

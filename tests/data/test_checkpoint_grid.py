@@ -18,12 +18,7 @@ from sspcmr.methods.transfer import MANIFEST_KEY
 GRID = {"output_size": 64, "output_spacing": 2.0}
 
 
-@pytest.fixture(autouse=True)
-def _one_cpu_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # tests/conftest.py
 
 
 def _segmentation_checkpoint(path: Path) -> str:

@@ -27,14 +27,7 @@ from sspcmr.evaluation.native import labels_to_native, logits_to_native
 CLASSES = (0, 1, 2, 3)
 
 
-@pytest.fixture(autouse=True)
-def _one_cpu_thread():
-    """One intra-op thread: on a busy 2-core machine two spinning OpenMP threads make the resampling
-    about ten times slower. Restored after each test."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # tests/conftest.py
 
 
 def _volumes(prepared_tiny, size: int, spacing: float) -> tuple[CineDataModule, list[dict]]:

@@ -22,14 +22,7 @@ from sspcmr.evaluation.writer import PRED_SUFFIX, NiftiPredictionWriter
 from sspcmr.inference.nifti import predict_nifti
 from sspcmr.methods.segmentation import Segmentation
 
-
-@pytest.fixture(autouse=True)
-def _one_cpu_thread():
-    """One intra-op thread (busy small machines); restored after each test."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_cpu_thread")  # tests/conftest.py
 
 
 def _raw_labels(meta: dict, phase: str) -> np.ndarray:

@@ -132,7 +132,6 @@ class Segmentation(CineModule):
         # Provenance of the start weights (TransferReport.provenance), carried from checkpoint to checkpoint.
         self.init_provenance: dict | None = None
         self._weights_restored = False  # set by on_load_checkpoint: init_from must not overwrite those weights
-        self.trained_data: dict = {}  # from_checkpoint: the data module's hyperparameters it was trained with
         self.evaluator = VolumeEvaluator()
         self._overlay_batch: dict | None = None
 
@@ -170,7 +169,6 @@ class Segmentation(CineModule):
                             f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected "
                             f"(e.g. {unexpected[:2]})")
         model.on_load_checkpoint(content)
-        model.trained_data = trained
         model.eval()
         return model
 

@@ -68,3 +68,20 @@ def test_a_page_left_out_of_the_nav_fails_the_strict_build(tmp_path):
 
     with pytest.raises(Abort, match="strict mode"):
         build_site(tmp_path, CLEAN, extra_page=True)
+
+
+def test_read_the_docs_builds_the_same_strict_site_from_the_docs_extra():
+    import yaml
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    config = yaml.safe_load((ROOT / ".readthedocs.yaml").read_text())
+    assert config["version"] == 2
+    assert config["mkdocs"] == {"configuration": "mkdocs.yml", "fail_on_warning": True}
+    assert config["python"]["install"] == [{"requirements": "docs/requirements.txt"}]
+    requirements = [line.strip() for line in (ROOT / "docs" / "requirements.txt").read_text().splitlines()
+                    if line.strip() and not line.startswith("#")]
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["docs"]
+    assert requirements == extra  # one list of docs requirements, in two places
+    # ... and that file is not copied into the site
+    assert re.search(r"^exclude_docs: \|\n  requirements\.txt$", (ROOT / "mkdocs.yml").read_text(), flags=re.MULTILINE)

@@ -45,7 +45,7 @@ def test_teacher_temperature_by_epoch():
     assert dino.teacher_temperature_at(30) == dino.teacher_temperature_at(99) == pytest.approx(0.04)
 
 
-def test_reference_head_shape_and_unit_norm_last_layer():
+def test_reference_head_shape_unit_norm_last_layer_and_no_hidden_biases():
     model = DINO().eval()
     with torch.no_grad():
         out = model(torch.randn(2, 1, 256, 256))
@@ -53,6 +53,13 @@ def test_reference_head_shape_and_unit_norm_last_layer():
     weight = model.head.last_layer.weight
     assert torch.allclose(weight.norm(dim=1), torch.ones(8192), atol=1e-5)  # logits are cosine similarities
     assert model.head.last_layer.weight_g.requires_grad is False
+    # lightly's DINOProjectionHead drops the hidden Linear biases (BatchNorm follows them); the reference's head keeps
+    # them: 2 x hidden_dim = 4,096 parameters more, 22,044,000 instead of 22,039,904 for the student
+    # (docs/methods/dino.md). No effect on what the network can represent: BatchNorm removes any constant shift.
+    linears = [m for m in model.head.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features, m.bias is not None) for m in linears] == [
+        (512, 2048, False), (2048, 2048, False), (2048, 256, True), (256, 8192, False)]
+    assert sum(p.numel() for p in [*model.backbone.parameters(), *model.head.parameters()]) == 22_039_904
 
 
 def test_teacher_starts_as_the_student_by_default_and_separate_on_request():

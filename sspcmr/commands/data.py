@@ -1,4 +1,5 @@
-"""``sspcmr synth | prepare | inspect``: the phantom, the prepared store and what a data module sees.
+"""``sspcmr synth | prepare | orientation-check | inspect``: the phantom, the prepared store, where the two
+orientation rules disagree on the raw headers, and what a data module sees.
 
 Plain argparse; the libraries are imported when a command runs, not at start-up.
 """
@@ -38,8 +39,21 @@ def _prepare(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     report = prepare_dataset(args.raw, args.out, datasets=args.datasets, skip_invalid=args.skip_invalid,
                              workers=args.workers, progress=not args.quiet, verify=args.verify,
-                             wait_for_lock=args.wait)
+                             wait_for_lock=args.wait, orientation=args.orientation)
     print(format_prepare_report(report, args.out, time.perf_counter() - start))
+    return 0
+
+
+def _orientation_check(args: argparse.Namespace) -> int:
+    """``sspcmr orientation-check``: compare the anatomical and the reference orientation rule per subject."""
+    from sspcmr.data.prepare.orientation_check import check_orientation, check_report_path, format_check, write_check
+
+    if args.out:
+        check_report_path(args.out, args.raw)
+    check = check_orientation(args.raw, datasets=args.datasets, progress=not args.quiet)
+    if args.out:
+        write_check(check, args.out, args.raw)
+    print(format_check(check, args.out))
     return 0
 
 
@@ -93,11 +107,32 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
     prepare.add_argument("--verify", action="store_true",
                          help="re-hash the arrays of unchanged subjects and redo those whose content changed "
                          "(default: reuse checks array headers and sizes)")
+    prepare.add_argument("--orientation", choices=["anatomical", "reference"], default="anatomical",
+                         help="how stacks are put in order: anatomical (base at slice 0 from the affine, for any "
+                         "vendor) or reference (the reference study's per-data-set header heuristics); recorded in "
+                         "OUT/manifest.json, and a change prepares every selected subject again")
     prepare.add_argument("--wait", action="store_true",
                          help="wait for another prepare of OUT to finish (default: stop with a message)")
     prepare.add_argument("--workers", type=int, default=1, help="parallel processes")
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(handler=_prepare)
+
+
+def _add_orientation_check(commands: argparse._SubParsersAction) -> None:
+    check = commands.add_parser(
+        "orientation-check",
+        help="per subject, where sspcmr's anatomical orientation and the reference's header heuristics disagree",
+        description="Read the short-axis cine headers of MnM/ and MnM2/ (never the voxels; nothing is written "
+        "there) and compare, per subject, the slice order and in-plane orientation that `sspcmr prepare "
+        "--orientation anatomical` and `--orientation reference` would give. Only position-based methods (PCL, "
+        "slice location) depend on the slice order.",
+    )
+    check.add_argument("--raw", required=True, help="folder holding MnM/ and/or MnM2/ (or original_data/)")
+    check.add_argument("--datasets", nargs="+", choices=["mnms", "mnms2"], default=["mnms", "mnms2"],
+                       help="data sets to check")
+    check.add_argument("--out", default=None, help="also write one row per subject to this CSV (outside RAW)")
+    check.add_argument("--quiet", action="store_true", help="no progress bar")
+    check.set_defaults(handler=_orientation_check)
 
 
 def _add_inspect(commands: argparse._SubParsersAction) -> None:
@@ -113,7 +148,8 @@ def _add_inspect(commands: argparse._SubParsersAction) -> None:
 
 
 def add_data_commands(commands: argparse._SubParsersAction) -> None:
-    """Register ``synth``, ``prepare`` and ``inspect`` on the top-level parser's subcommands."""
+    """Register ``synth``, ``prepare``, ``orientation-check`` and ``inspect`` on the top-level parser's subcommands."""
     _add_synth(commands)
     _add_prepare(commands)
+    _add_orientation_check(commands)
     _add_inspect(commands)

@@ -239,7 +239,7 @@ def test_unexpected_error_of_one_subject_is_still_a_data_error(store, monkeypatc
     raw, out = store
     subject = csv_ids(raw, "mm1")[3]
     touch(raw_files(raw, "mm1", subject)["cine"])
-    monkeypatch.setattr(run_module, "prepare_subject", lambda s, folder: (_ for _ in ()).throw(KeyError("bug")))
+    monkeypatch.setattr(run_module, "prepare_subject", lambda *job: (_ for _ in ()).throw(KeyError("bug")))
     report = prepare_dataset(raw, out, skip_invalid=True, progress=False)
     assert [(e.subject, e.problem) for e in report.invalid] == [(f"mm1 {subject}", "unexpected KeyError: 'bug'")]
     assert report.removed == [f"mm1 {subject}"]
@@ -429,8 +429,8 @@ import sspcmr.data.prepare.run as run
 point, calls = sys.argv[1], []
 real_prepare, real_write = run.prepare_subject, run.atomic_write_bytes
 
-def prepare_subject(subject, folder):
-    meta = real_prepare(subject, folder)
+def prepare_subject(subject, folder, *rule):
+    meta = real_prepare(subject, folder, *rule)
     calls.append(subject.name)
     if point == "staging" and len(calls) == 3:  # three subjects staged, the fourth not yet
         os.kill(os.getpid(), signal.SIGKILL)

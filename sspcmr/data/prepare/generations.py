@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DataError
+from ..preprocessing.reference_orientation import ANATOMICAL
 from ..store.format import MANIFEST_FILE, SUBJECTS_FOLDER, TABLE_FILES, TABLES_FOLDER, version_folder
 from ..store.reader import array_problem, content_problem, read_manifest, read_table
 
@@ -57,11 +58,26 @@ def read_previous(out: Path) -> Previous:
     return previous
 
 
+def orientation_conflict(previous: Previous, datasets: tuple[str, ...], orientation: str) -> str | None:
+    """Why the data sets a run would carry over unselected cannot join its data set: they were prepared with
+    another orientation rule (a manifest older than the option means ``anatomical``); None when they can."""
+    if previous.table is None:
+        return None
+    before = previous.manifest.get("orientation", ANATOMICAL)
+    others = sorted(set(previous.table["dataset"]) - set(datasets))
+    if not others or before == orientation:
+        return None
+    return (f"holds {', '.join(others)} subjects prepared with the {before} orientation: select every data set "
+            f"(--datasets mnms mnms2) to prepare them all with the {orientation} orientation, or use another folder")
+
+
 def unchanged(out: Path, current: dict | None, new: dict) -> bool:
     """True when the current generation's tables are intact and identical to the new ones (nothing to switch)."""
     if current is None:
         return False
     keys = ("format_version", "datasets", "subjects", "slices")
+    if current.get("orientation", ANATOMICAL) != new.get("orientation", ANATOMICAL):
+        return False
     if any(current.get(k) != new[k] for k in keys) or any(
             current["tables"][name].get(k) != new["tables"][name][k] for name in TABLE_FILES
             for k in ("rows", "bytes", "sha256")):

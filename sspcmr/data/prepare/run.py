@@ -16,6 +16,9 @@ Order of work, so a failure or an interruption never leaves a half-written data 
    ``manifest.json``: the one atomic switch to the new data set;
 6. delete what the new manifest does not name (old generations, old versions, leftovers).
 
+The orientation rule is in the manifest and every subject's fingerprint: a run with another rule prepares
+every selected subject again, and stops before writing when it would carry unselected ones of the other rule.
+
 A failure of the machine (disk full, file-size limit, permissions, read-only folder, I/O error) is
 never taken for a problem of the data: the whole run stops with :class:`MachineError` naming the path,
 and the previous data set stays exactly as it was. The raw folder is only ever read.
@@ -35,6 +38,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_write_bytes
 from ..errors import DataError, MachineError
+from ..preprocessing.reference_orientation import ANATOMICAL, ORIENTATION_RULES
 from ..store.format import MANIFEST_FILE, SUBJECTS_FOLDER, TABLES_FOLDER, version_folder
 from ..store.reader import read_meta
 from ..store.writer import fsync_path, new_generation, write_synced
@@ -42,6 +46,7 @@ from .failures import machine_cause, machine_failures
 from .generations import (
     Previous,
     collect_garbage,
+    orientation_conflict,
     read_previous,
     remove_leftovers,
     removed_subjects,
@@ -84,16 +89,18 @@ class PrepareReport:
     repaired: list[str] = field(default_factory=list)
     damage: dict[str, str] = field(default_factory=dict)
     generation: str = ""
+    orientation: str = ANATOMICAL
     cleanup_error: str = ""  # old generations that could not be deleted (the next run retries)
     subjects: int = 0
     slices: int = 0
 
 
-def _prepare_one(job: tuple[RawSubject, Path]) -> tuple[RawSubject, dict | None, DataError | None, OSError | None]:
+def _prepare_one(job: tuple[RawSubject, Path, str]) -> tuple[RawSubject, dict | None, DataError | None,
+                                                             OSError | None]:
     """``(subject, meta, data error, machine failure)``; runs in worker processes, so only picklable results."""
-    subject, folder = job
+    subject, folder, orientation = job
     try:
-        return subject, prepare_subject(subject, folder), None, None
+        return subject, prepare_subject(subject, folder, orientation), None, None
     except Exception as error:
         shutil.rmtree(folder, ignore_errors=True)
         machine = machine_cause(error)
@@ -109,7 +116,7 @@ def _prepare_one(job: tuple[RawSubject, Path]) -> tuple[RawSubject, dict | None,
 
 def prepare_dataset(raw: str | Path, out: str | Path, datasets: tuple[str, ...] | list[str] = ("mnms", "mnms2"),
                     skip_invalid: bool = False, workers: int = 1, progress: bool = True, verify: bool = False,
-                    wait_for_lock: bool = False) -> PrepareReport:
+                    wait_for_lock: bool = False, orientation: str = ANATOMICAL) -> PrepareReport:
     """Prepare M&Ms / M&Ms-2 data (as downloaded, or the synthetic phantom) for training.
 
     Args:
@@ -122,17 +129,22 @@ def prepare_dataset(raw: str | Path, out: str | Path, datasets: tuple[str, ...] 
         verify: also re-hash the arrays of unchanged subjects and redo those whose content changed
             (without it, reuse checks the array headers and file sizes only).
         wait_for_lock: wait for another run on ``out`` to finish instead of stopping.
+        orientation: ``anatomical`` (sspcmr's rule: base at slice 0 from the affine, any vendor) or
+            ``reference`` (the reference study's per-data-set header heuristics, docs/reference.md#reformatting).
+            Recorded in the manifest; changing it prepares every selected subject again.
 
     Raises:
-        DataError: no subjects selected, ``out`` being prepared by another process
-            (:class:`~sspcmr.data.prepare.lock.FolderLocked`), or (without ``skip_invalid``)
-            :class:`PrepareFailed`.
+        DataError: no subjects selected, an unknown orientation rule, ``out`` being prepared by another
+            process (:class:`~sspcmr.data.prepare.lock.FolderLocked`), ``out`` holding unselected data sets
+            prepared with another orientation rule, or (without ``skip_invalid``) :class:`PrepareFailed`.
         MachineError: the machine failed (disk full, permissions, ...); the previous data set is unchanged.
     """
     raw, out = Path(raw), Path(out)
     names = tuple(dict.fromkeys(CLI_NAMES.get(d, d) for d in datasets))
     if not names or any(d not in ("mm1", "mm2") for d in names):
         raise DataError(f"datasets must be among mnms, mnms2; got {list(datasets)}")
+    if orientation not in ORIENTATION_RULES:
+        raise DataError(f"orientation must be one of {', '.join(ORIENTATION_RULES)}; got {orientation!r}")
     if out.resolve() == raw.resolve() or raw.resolve() in out.resolve().parents:
         raise DataError(f"the prepared folder {out} must lie outside the raw folder {raw} (raw data is never changed)")
     if out.exists() and not out.is_dir():
@@ -141,7 +153,7 @@ def prepare_dataset(raw: str | Path, out: str | Path, datasets: tuple[str, ...] 
     with machine_failures("locking", lock.path, _kept(out)):
         lock.acquire()
     try:
-        return _Run(raw, out, names, skip_invalid, workers, progress, verify).run()
+        return _Run(raw, out, names, skip_invalid, workers, progress, verify, orientation).run()
     finally:
         lock.release()
 
@@ -152,14 +164,15 @@ def _kept(out: Path) -> str:
 
 class _Run:
     def __init__(self, raw: Path, out: Path, names: tuple[str, ...], skip_invalid: bool, workers: int,
-                 progress: bool, verify: bool) -> None:
+                 progress: bool, verify: bool, orientation: str = ANATOMICAL) -> None:
         self.raw, self.out, self.names = raw, out, names
         self.skip_invalid, self.workers, self.progress, self.verify = skip_invalid, workers, progress, verify
+        self.orientation = orientation
         self.generation = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self.staging = out / f".staging-{self.generation}"
         self.kept = _kept(out)
         self.created: list[Path] = []  # new folders of this run, removed again unless the switch happened
-        self.report = PrepareReport()
+        self.report = PrepareReport(orientation=orientation)
 
     def run(self) -> PrepareReport:
         out, report = self.out, self.report
@@ -167,6 +180,8 @@ class _Run:
         try:
             with machine_failures("reading", out, self.kept):
                 previous = read_previous(out)
+            if conflict := orientation_conflict(previous, self.names, self.orientation):
+                raise DataError(f"{out} {conflict}; {self.kept}")
             with machine_failures("reading", self.raw, self.kept):
                 subjects, problems = find_subjects(self.raw, self.names)
             if not subjects and not problems:
@@ -209,7 +224,7 @@ class _Run:
         entries, jobs = [], []
         for subject in subjects:
             with machine_failures("reading", self.raw, self.kept):
-                expected = fingerprint(subject)
+                expected = fingerprint(subject, self.orientation)
             key = (subject.dataset, subject.subject_id)
             if previous.table is not None:
                 candidates = [previous.folders[key]] if key in previous.folders else []
@@ -232,7 +247,7 @@ class _Run:
                     break
                 self.report.damage[subject.name] = f"{problem[0]}: {problem[1]}"
             else:
-                jobs.append((subject, self.staging / subject.dataset / subject.subject_id))
+                jobs.append((subject, self.staging / subject.dataset / subject.subject_id, self.orientation))
         return entries, jobs
 
     def _prepare(self, jobs: list, problems: list[DataError]) -> list[tuple[RawSubject, dict]]:
@@ -276,6 +291,7 @@ class _Run:
         report = self.report
         invalid = [{"subject": e.subject or "", "file": e.file or "", "problem": e.problem} for e in report.invalid]
         generation = new_generation(entries, invalid, self.generation)
+        generation.manifest["orientation"] = self.orientation  # the rule of every subject it names
         report.corrections = [f"{c['dataset']} {c['SubjectID']}: {c['note']}" for c in generation.corrections]
         report.subjects, report.slices = generation.manifest["subjects"], generation.manifest["slices"]
         return generation.tables, generation.manifest

@@ -1,6 +1,10 @@
 """Preparing one subject: read and check its files, find ED/ES, bring the stack onto the prepared grid and
 compute its statistics (:mod:`sspcmr.data.preprocessing`, shared with inference), and write its arrays and
-metadata into a (staging) folder (:mod:`sspcmr.data.store.writer`)."""
+metadata into a (staging) folder (:mod:`sspcmr.data.store.writer`).
+
+The orientation rule (``anatomical``, the default, or the reference's heuristics) is part of the fingerprint
+and, when not the default, of ``meta.json``: a default run fingerprints and writes exactly what it did before
+the option existed, so stores prepared then are reused as they are."""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..preprocessing import IntensityStatistics, PreparedGrid, intensity_statistics, spacing_of
+from ..preprocessing import IntensityStatistics, PreparedGrid, border_box, crop_affine, intensity_statistics, spacing_of
+from ..preprocessing.reference_orientation import ANATOMICAL, reorientation_by_rule
 from ..store.format import FORMAT_VERSION
 from ..store.writer import StoredArrays, write_arrays, write_meta
 from .circle import smallest_enclosing_circle
@@ -20,9 +25,12 @@ from .nifti import load_nifti, read_header_geometry
 from .sources import RawSubject
 
 
-def fingerprint(subject: RawSubject) -> str:
-    """Changes when a source file, the metadata row (or its position in the CSV) or the preparation format changes."""
+def fingerprint(subject: RawSubject, orientation: str = ANATOMICAL) -> str:
+    """Changes when a source file, the metadata row (or its position in the CSV), the preparation format or the
+    orientation rule changes (the default rule adds nothing, so older fingerprints stay valid)."""
     digest = hashlib.sha1(f"v{FORMAT_VERSION}".encode())
+    if orientation != ANATOMICAL:
+        digest.update(f"orientation:{orientation}".encode())
     digest.update(json.dumps(subject.row, sort_keys=True, default=str).encode())
     digest.update(f"csv_order:{subject.csv_order}".encode())  # recorded in meta.json; splits depend on it
     for role, path in sorted(subject.files.items()):
@@ -72,15 +80,18 @@ def load_subject(subject: RawSubject) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return cine, labels, affine, ed, es, notes
 
 
-def prepare_subject(subject: RawSubject, folder: Path) -> dict:
+def prepare_subject(subject: RawSubject, folder: Path, orientation: str = ANATOMICAL) -> dict:
     """Prepare one subject into ``folder`` (created; must not exist) and return its metadata.
 
     Arrays are stored slice-contiguous for cheap 2D reads: ``image.npy`` (T, Z, H, W) in the
     source's values (int16 when they are integers), ``labels.npy`` (2, Z, H, W) uint8 for
     [ED, ES]. ``meta.json`` holds geometry, frames, statistics and the metadata row.
+    ``orientation`` names the rule that puts the stack in order
+    (:mod:`sspcmr.data.preprocessing.reference_orientation`).
     """
     cine, labels, affine, ed, es, notes = load_subject(subject)
-    grid = PreparedGrid.of(cine, affine)
+    box = border_box(cine)  # the same crop and path as PreparedGrid.of, with the rule chosen
+    grid = PreparedGrid(box, reorientation_by_rule(orientation, crop_affine(affine, box), subject.dataset))
     cine, new_affine = grid.apply(cine, affine)
     labels, _ = grid.apply(labels)
     statistics = intensity_statistics(cine)  # over the whole 4D cine after subtracting its minimum
@@ -94,7 +105,7 @@ def prepare_subject(subject: RawSubject, folder: Path) -> dict:
     arrays = write_arrays(folder, cine, labels)
     height, width, n_slices, n_frames = cine.shape
     meta = {
-        **_identity(subject),
+        **_identity(subject, orientation),
         "n_frames": int(n_frames), "n_slices": int(n_slices), "height": int(height), "width": int(width),
         "ed": int(ed), "es": int(es),
         "spacing": list(spacing_of(new_affine)),
@@ -112,11 +123,14 @@ def prepare_subject(subject: RawSubject, folder: Path) -> dict:
     return meta
 
 
-def _identity(subject: RawSubject) -> dict:
-    """The metadata that names the subject: format, fingerprint, data set, ID and its metadata row."""
+def _identity(subject: RawSubject, orientation: str) -> dict:
+    """The metadata that names the subject: format, fingerprint, data set, ID and its metadata row (and the
+    orientation rule, when not the default)."""
+    rule = {} if orientation == ANATOMICAL else {"orientation": orientation}
     return {
         "format_version": FORMAT_VERSION,
-        "fingerprint": fingerprint(subject),
+        **rule,
+        "fingerprint": fingerprint(subject, orientation),
         "dataset": subject.dataset,
         "subject": subject.subject_id,
         "vendor": str(subject.row.get("Vendor", "")),

@@ -20,7 +20,8 @@ def format_prepare_report(report: PrepareReport, out: str | Path, seconds: float
         table = subjects.groupby(["dataset", "Vendor"]).agg(
             subjects=("SubjectID", "size"), slices=("n_slices", "sum"), cine_slices=("cine slices", "sum"))
         lines.append(table.to_string())
-    lines.append(f"total: {report.subjects} subjects, {report.slices} (slice, frame) images")
+    lines.append(f"total: {report.subjects} subjects, {report.slices} (slice, frame) images, "
+                 f"{report.orientation} orientation")
     if report.corrections:
         lines.append(f"{len(report.corrections)} metadata correction(s) ({tables}/corrections.csv): "
                      + "; ".join(report.corrections[:3]) + (" ..." if len(report.corrections) > 3 else ""))

@@ -1,6 +1,6 @@
 """Border crop and a consistent anatomical orientation of short-axis stacks.
 
-Orientation (``anatomical``, the default and only rule): the slice axis is flipped, where needed,
+Orientation (``anatomical``, the default rule): the slice axis is flipped, where needed,
 so that it runs from the base to the apex, i.e. along the heart's long axis, which points to the
 patient's left, anterior and inferior (``APEX_PRIOR`` in RAS+ world coordinates) in every cardiac
 exam. The in-plane axes are then permuted and flipped so that the first array axis points as
@@ -12,7 +12,9 @@ position.
 
 The reference reaches the same aim (base at slice 0, consistent in-plane orientation) with
 data-set-specific heuristics on nibabel's axis codes; the rule here needs only a correct affine, so it
-holds for every vendor convention, including apex-first stacks and transposed in-plane axes.
+holds for every vendor convention, including apex-first stacks and transposed in-plane axes. Those heuristics
+are :mod:`.reference_orientation` (``sspcmr prepare --orientation reference``); ``sspcmr orientation-check``
+lists the subjects on which the two rules disagree.
 """
 
 from __future__ import annotations

@@ -118,11 +118,11 @@ def test_interrupted_while_preparing(prepared, monkeypatch):
     hashes = hash_tree(raw)
     real, calls = run_module.prepare_subject, []
 
-    def interrupted(subject, folder):
+    def interrupted(subject, folder, *rule):
         calls.append(subject.name)
         if len(calls) == 4:
             raise KeyboardInterrupt
-        return real(subject, folder)
+        return real(subject, folder, *rule)
 
     monkeypatch.setattr(run_module, "prepare_subject", interrupted)
     with pytest.raises(KeyboardInterrupt):

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sspcmr.transforms.host_to_device import host_to_device
+
 __all__ = ["MaskBank"]
 
 Mode = Literal["prediction", "restoration"]
@@ -261,11 +263,10 @@ class MaskBank:
             # Rotating a layout by k quarter turns: corrupt(J) -> rot_k(corrupt(rot_-k(J))). For an index map
             # this is rot_k(table_k[source]) with table_k = rot_-k(identity) flattened (the index in J of the
             # pixel at each position of rot_-k(J)).
-            tensors = {"masks": self.masks.to(device),
-                       "tables": torch.stack([torch.rot90(identity, -k, (0, 1)).flatten() for k in range(4)])
-                       .to(device)}
+            tables = torch.stack([torch.rot90(identity, -k, (0, 1)).flatten() for k in range(4)])
+            tensors = {"masks": host_to_device(self.masks, device), "tables": host_to_device(tables, device)}
             if self.sources is not None:
-                tensors["sources"] = self.sources.to(device)
+                tensors["sources"] = host_to_device(self.sources, device)
             self._device_cache[device] = tensors
         return self._device_cache[device]
 
@@ -273,6 +274,8 @@ class MaskBank:
         """Masks and source-index maps of layouts ``indices`` in ``[0, 4 · count)``.
 
         Index ``i`` is base layout ``i % count`` rotated by ``i // count`` quarter turns counter-clockwise.
+        Indices on the host (as :meth:`draw` gives them) are checked and grouped by rotation there, so that
+        building the layouts on a device needs no host synchronisation.
 
         Returns:
             ``(mask, source)``: (N, S, S) bool masks and, for restoration, (N, S, S) int64 maps giving for each
@@ -282,14 +285,15 @@ class MaskBank:
         if indices.numel() and (indices.min() < 0 or indices.max() >= len(self)):
             raise ValueError(f"layout indices must be in [0, {len(self)}); got {indices.tolist()}")
         bank = self._on(torch.device(device))
-        indices = indices.to(bank["masks"].device)
-        base, turns = indices % self.count, indices // self.count
+        target = bank["masks"].device
+        base, turns = host_to_device(indices % self.count, target), indices // self.count
         mask = bank["masks"][base]
         source = bank["sources"][base].long() if self.sources is not None else None
         for k in range(1, 4):  # one vectorised rotation per quarter turn present in the batch
-            chosen = (turns == k).nonzero().flatten()
+            chosen = (turns == k).nonzero().flatten()  # where the indices are: the host, as drawn
             if chosen.numel() == 0:
                 continue
+            chosen = host_to_device(chosen, target)
             mask[chosen] = torch.rot90(mask[chosen], k, (1, 2))
             if source is not None:
                 source[chosen] = torch.rot90(bank["tables"][k][source[chosen]], k, (1, 2))

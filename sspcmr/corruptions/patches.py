@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from sspcmr.transforms.host_to_device import host_to_device
+
 __all__ = ["PatchMasker"]
 
 
@@ -69,9 +71,10 @@ class PatchMasker:
         chosen = scores.argsort(dim=1)[:, : self.num_masked(num_patches)]
         patches = torch.zeros(batch, num_patches, dtype=torch.bool)
         patches.scatter_(1, chosen, True)
+        # Only the patch grid crosses to the device (without a host synchronisation); the pixels are filled there.
+        patches = host_to_device(patches, images.device)
         mask = (patches.view(batch, 1, rows, 1, cols, 1).expand(batch, 1, rows, p, cols, p)
                 .reshape(batch, 1, height, width))
-        mask = mask.to(images.device)
         masked = images.masked_fill(mask, self.fill_value)  # out of place: the input stays intact
         return masked, mask.to(images.dtype)
 

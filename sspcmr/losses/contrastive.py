@@ -9,7 +9,7 @@ frame or view. With z = L2-normalised embeddings, T the temperature and p the re
     d_ij = |p_i − p_j|                      (cyclic: d_ij → 1 − d_ij where d_ij > 0.5)
     P(i) = {j ≠ i : d_ij < threshold}
     l_i  = −(1/|P(i)|) Σ_{j∈P(i)} [ s_ij − log Σ_{k≠i} exp(s_ik) ]
-    loss = mean of l_i over the anchors with |P(i)| > 0
+    loss = mean of l_i over the anchors with |P(i)| > 0      (0 when no anchor has a positive)
 
 This is SupCon's "L_out" form (positives averaged outside the log, every non-self sample in the denominator)
 without SupCon's T/base_T factor. With two views of each sample sharing a position and all other samples at
@@ -40,7 +40,10 @@ class PositionalContrastiveLoss(nn.Module):
     """Threshold-positive SupCon loss on relative slice positions (PCL, "L_out" form, no T/base_T factor).
 
     Anchors without any positive are left out of the mean (their term would be 0/0); the loss is thus the mean
-    over the anchors that have at least one positive, across all ranks when gathering.
+    over the anchors that have at least one positive, across all ranks when gathering. When no anchor has one
+    (possible with one view per slice) the loss is 0, still attached to the graph (zero gradients); with two
+    views every anchor has its other view. Neither case reads a value on the host, so a training step does not
+    wait for the device.
 
     Under DDP with ``gather_distributed`` every rank contrasts its local rows (the anchors) against the rows of
     all ranks, gathered with gradient (lightly's ``gather``, whose backward all-reduces the gradients), and its
@@ -56,10 +59,16 @@ class PositionalContrastiveLoss(nn.Module):
         gather_distributed: Under an initialised process group with world size > 1, contrast against the
             embeddings and positions of every rank (reference True). Every rank must then pass the same
             number of rows.
+        equal_rows: The caller guarantees that every rank passes the same number of rows (training batches
+            with ``drop_last``), so the gather skips exchanging and comparing the row counts, which reads them
+            on the host (a device synchronisation). False: the counts are compared and unequal ones raise on
+            every rank; with True, unequal counts make the gather fail or hang.
+        check_positives: Raise when no anchor (on any rank) has a positive instead of returning 0 (a debugging
+            aid: it reads the count on the host).
     """
 
     def __init__(self, temperature: float = 0.1, threshold: float = 0.1, cyclic: bool = False,
-                 gather_distributed: bool = True) -> None:
+                 gather_distributed: bool = True, equal_rows: bool = False, check_positives: bool = False) -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0; got {temperature}")
@@ -69,10 +78,13 @@ class PositionalContrastiveLoss(nn.Module):
         self.threshold = threshold
         self.cyclic = cyclic
         self.gather_distributed = gather_distributed
+        self.equal_rows = equal_rows
+        self.check_positives = check_positives
 
     def extra_repr(self) -> str:
         return (f"temperature={self.temperature}, threshold={self.threshold}, cyclic={self.cyclic}, "
-                f"gather_distributed={self.gather_distributed}")
+                f"gather_distributed={self.gather_distributed}, equal_rows={self.equal_rows}, "
+                f"check_positives={self.check_positives}")
 
     def positive_mask(self, positions: Tensor, others: Tensor) -> Tensor:
         """(N, M) bool: ``others[j]`` is closer than the threshold to ``positions[i]`` (self pairs included)."""
@@ -92,8 +104,8 @@ class PositionalContrastiveLoss(nn.Module):
             Scalar float32 loss.
 
         Raises:
-            ValueError: On bad shapes, unequal N across ranks when gathering, or when no anchor (on any rank)
-                has a positive.
+            ValueError: On bad shapes, unequal N across ranks when gathering (unless ``equal_rows``), or when no
+                anchor (on any rank) has a positive and ``check_positives`` is set.
         """
         if embeddings.ndim != 2:
             raise ValueError(f"embeddings must be (N, D); got shape {tuple(embeddings.shape)}")
@@ -133,26 +145,26 @@ class PositionalContrastiveLoss(nn.Module):
             # per-rank losses (and gradients) is then the single-process loss over all anchors.
             return local_sum * (world_size if distributed else 1) / total
 
-    @classmethod
-    def _gather(cls, z: Tensor, positions: Tensor, world_size: int) -> tuple[Tensor, Tensor]:
+    def _gather(self, z: Tensor, positions: Tensor, world_size: int) -> tuple[Tensor, Tensor]:
         """Every rank's embeddings (with gradient: lightly's ``gather``) and positions, in rank order."""
-        cls._check_equal_rows(z.shape[0], world_size, z.device)
+        if not self.equal_rows:
+            self._check_equal_rows(z.shape[0], world_size, z.device)
         z_all = torch.cat(lightly_dist.gather(z), 0)
         gathered = [torch.empty_like(positions) for _ in range(world_size)]
         dist.all_gather(gathered, positions.detach())  # positions carry no gradient
         return z_all, torch.cat(gathered, 0)
 
-    def _count_anchors(self, has_positive: Tensor, distributed: bool) -> int:
-        """Anchors with a positive, summed over the ranks when gathering; raises when there is none."""
+    def _count_anchors(self, has_positive: Tensor, distributed: bool) -> Tensor:
+        """Anchors with a positive, summed over the ranks when gathering, at least 1 (the numerator is 0 when
+        there is none); a device tensor, never read on the host unless ``check_positives``."""
         count = has_positive.sum()
         if distributed:
             count = count.detach().clone()
             dist.all_reduce(count)
-        total = int(count.item())
-        if total == 0:
+        if self.check_positives and count.item() == 0:
             raise ValueError(f"no anchor has a positive (no two positions closer than threshold="
                              f"{self.threshold}{', cyclic' if self.cyclic else ''}); the loss is undefined")
-        return total
+        return count.clamp(min=1)
 
     @staticmethod
     def _check_equal_rows(n: int, world_size: int, device: torch.device) -> None:

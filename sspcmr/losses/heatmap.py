@@ -11,7 +11,8 @@ def heatmap_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) 
     """Squared error averaged over the valid (slice, channel) pairs and their pixels.
 
     Args:
-        pred: (B, K, S, S) predicted heatmaps.
+        pred: (B, K, S, S) predicted heatmaps, any float dtype (the loss is computed in float32: it uses only
+            element-wise operations and means, which autocast never lowers).
         target: (B, K, S, S) target heatmaps.
         valid: (B, K) bool; invalid channels contribute nothing (a row without any contributes nothing).
 

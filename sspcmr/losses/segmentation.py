@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sspcmr.transforms.host_to_device import host_to_device
+
 __all__ = ["DiceCELoss", "SegmentationLossOutput"]
 
 
@@ -128,7 +130,9 @@ class DiceCELoss(nn.Module):
                 raise ValueError(
                     f"class_weights has {len(self.class_weights)} entries but the logits have {num_classes} classes"
                 )
-            return torch.tensor(self.class_weights, device=device, dtype=dtype)
+            # Built on the host and copied without a host synchronisation.
+            weights = torch.tensor(self.class_weights, dtype=torch.float64)
+            return host_to_device(weights, device or "cpu", dtype or torch.get_default_dtype())
         first = 0 if self.include_background else 1
         if num_classes <= first:
             raise ValueError(
@@ -164,12 +168,14 @@ class DiceCELoss(nn.Module):
         """Compute the loss components.
 
         Args:
-            logits: (B, C, H, W) raw network outputs (any number of spatial dimensions works).
+            logits: (B, C, H, W) raw network outputs (any number of spatial dimensions works), any float dtype:
+                half precision is computed in float32, whatever the autocast precision.
             target: (B, C, H, W) one-hot float targets with the same shape as ``logits``; soft
                 (probability) targets are accepted, as by PyTorch's cross-entropy.
 
         Returns:
-            :class:`SegmentationLossOutput` of scalar tensors (total, ce, dice).
+            :class:`SegmentationLossOutput` of scalar tensors (total, ce, dice), float32 (float64 for float64
+            logits).
 
         Raises:
             ValueError: If the shapes differ or the logits have fewer than 3 dimensions.
@@ -179,16 +185,20 @@ class DiceCELoss(nn.Module):
                 f"logits and target must both be (B, C, H, W) with equal shapes, got {tuple(logits.shape)} "
                 f"and {tuple(target.shape)}"
             )
-        if not torch.is_floating_point(target):
-            target = target.to(logits.dtype)
-        # Probability-target cross-entropy, mean over batch and pixels, all classes
-        # (docs/reference.md#segmentation-loss, CE).
-        ce = F.cross_entropy(logits, target)
-        dice_bc = self.soft_dice(logits, target)
-        weights = self.dice_weights(logits.shape[1], dice_bc.device, dice_bc.dtype)
-        # (1/B) Σ_b Σ_c w_c (1 − dice_bc); with batch_dice there is a single "sample".
-        dice = ((1.0 - dice_bc) * weights).sum(-1).mean()
-        total = self.ce_weight * ce + self.dice_weight * dice
+        # Softmax sums over 256² pixels and the Dice ratio's 1e-5 smoothing are lost in half precision: float16
+        # and bfloat16 inputs are cast to float32 (float32 and float64 stay), and autocast is off so that no
+        # operation is lowered again.
+        dtype = torch.promote_types(logits.dtype, torch.float32)
+        logits, target = logits.to(dtype), target.to(dtype)
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            # Probability-target cross-entropy, mean over batch and pixels, all classes
+            # (docs/reference.md#segmentation-loss, CE).
+            ce = F.cross_entropy(logits, target)
+            dice_bc = self.soft_dice(logits, target)
+            weights = self.dice_weights(logits.shape[1], dice_bc.device, dice_bc.dtype)
+            # (1/B) Σ_b Σ_c w_c (1 − dice_bc); with batch_dice there is a single "sample".
+            dice = ((1.0 - dice_bc) * weights).sum(-1).mean()
+            total = self.ce_weight * ce + self.dice_weight * dice
         return SegmentationLossOutput(total, ce, dice)
 
     def extra_repr(self) -> str:

@@ -209,6 +209,15 @@ class DINO(Pretraining):
         outputs = self.head(torch.cat(features))
         return list(outputs.chunk(len(global_views) + len(local_views)))
 
+    def distillation_loss(self, teacher_out: list[torch.Tensor], student_out: list[torch.Tensor]) -> torch.Tensor:
+        """lightly's DINO loss of the per-view outputs at this epoch's teacher temperature (its warm-up), in
+        float32 whatever the autocast precision; updates the centre."""
+        # The sharp teacher softmax (T = 0.04 over 8192 outputs) and the cross-entropy einsum need float32: the
+        # outputs are cast and autocast is off, so lightly's operations are not lowered again.
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            return self.criterion([t.float() for t in teacher_out], [s.float() for s in student_out],
+                                  epoch=self.current_epoch)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         views = batch[K.VIEWS]
         if len(views) < 2:
@@ -222,7 +231,7 @@ class DINO(Pretraining):
         monitor = self.monitor_due()
         if monitor:  # before the loss updates the centre, with the centre the loss uses
             probabilities = torch.softmax((torch.cat(teacher_out) - self.criterion.center[0]) / temperature, dim=1)
-        loss = self.criterion(teacher_out, student_out, epoch=self.current_epoch)  # lightly's warm-up
+        loss = self.distillation_loss(teacher_out, student_out)
         self.log_training(loss, views[0].shape[0], student_out[0])
         self.log("train/teacher_temperature", temperature, on_step=True, on_epoch=False)
         if monitor:

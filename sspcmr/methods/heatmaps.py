@@ -11,10 +11,27 @@ from __future__ import annotations
 
 import torch
 
+from sspcmr.transforms.host_to_device import host_to_device
+
 __all__ = ["output_lines", "render_heatmaps"]
 
+Canvas = tuple[int, int] | torch.Tensor
 
-def output_lines(lines: torch.Tensor, theta: torch.Tensor, padded: tuple[int, int], size_out: int) -> torch.Tensor:
+
+def _to_native(padded: Canvas, batch: int, device: torch.device) -> torch.Tensor:
+    """(B, 3, 3) float64 maps from canvas-normalised (x, y, 1) to native pixel indices (h, w, 1), built on
+    ``device`` from the canvas size: no host synchronisation, whether it is given on the host or the device."""
+    size = torch.tensor(padded) if isinstance(padded, tuple) else padded
+    size = host_to_device(size, device, torch.float64).reshape(-1, 2).expand(batch, 2)
+    hc, wc = size[:, 0], size[:, 1]
+    out = torch.zeros(batch, 3, 3, dtype=torch.float64, device=device)
+    out[:, 0, 1], out[:, 0, 2] = hc / 2, (hc - 1) / 2
+    out[:, 1, 0], out[:, 1, 2] = wc / 2, (wc - 1) / 2
+    out[:, 2, 2] = 1.0
+    return out
+
+
+def output_lines(lines: torch.Tensor, theta: torch.Tensor, padded: Canvas, size_out: int) -> torch.Tensor:
     """Native lines re-expressed over the (row, column) pixel indices of the augmented output grid.
 
     Output pixel (r, c) of an ``size_out`` square grid sits at normalised (x, y) = ((2c + 1) / S - 1,
@@ -29,19 +46,20 @@ def output_lines(lines: torch.Tensor, theta: torch.Tensor, padded: tuple[int, in
     Args:
         lines: (B, K, 3) native lines (A, B, C) over (h, w).
         theta: (B, 2, 3) ``affine_grid`` matrices output -> padded canvas (``THETA`` of the batch).
-        padded: (Hc, Wc) of the canvas ``theta`` refers to.
+        padded: (Hc, Wc) of the canvas ``theta`` refers to: a pair, or the batch's ``PADDED`` tensor ((2,) or
+            (B, 2), on any device; it is never read on the host).
         size_out: S, the output side.
 
     Returns:
         (B, K, 3) float32 on ``lines``' device; rows of all-zero input lines come back as zeros.
     """
     device = lines.device
-    hc, wc = padded
     s = float(size_out)
-    to_norm = torch.tensor([[0.0, 2 / s, 1 / s - 1], [2 / s, 0.0, 1 / s - 1], [0.0, 0.0, 1.0]],
-                           dtype=torch.float64, device=device)  # (r, c, 1) -> (x, y, 1)
-    to_native = torch.tensor([[0.0, hc / 2, (hc - 1) / 2], [wc / 2, 0.0, (wc - 1) / 2], [0.0, 0.0, 1.0]],
-                             dtype=torch.float64, device=device)  # (x, y, 1) -> (h, w, 1)
+    to_norm = torch.zeros(3, 3, dtype=torch.float64, device=device)  # (r, c, 1) -> (x, y, 1)
+    to_norm[0, 1] = to_norm[1, 0] = 2 / s  # filled with Python numbers on the device: nothing to copy
+    to_norm[0, 2] = to_norm[1, 2] = 1 / s - 1
+    to_norm[2, 2] = 1.0
+    to_native = _to_native(padded, theta.shape[0], device)  # (x, y, 1) -> (h, w, 1)
     full = torch.zeros(theta.shape[0], 3, 3, dtype=torch.float64, device=device)
     full[:, :2] = theta.to(device=device, dtype=torch.float64)
     full[:, 2, 2] = 1.0
@@ -51,7 +69,7 @@ def output_lines(lines: torch.Tensor, theta: torch.Tensor, padded: tuple[int, in
     return torch.where(scale > 0, out / scale.clamp(min=1e-12), torch.zeros_like(out)).float()
 
 
-def render_heatmaps(lines: torch.Tensor, valid: torch.Tensor, theta: torch.Tensor, padded: tuple[int, int],
+def render_heatmaps(lines: torch.Tensor, valid: torch.Tensor, theta: torch.Tensor, padded: Canvas,
                     size_out: int, sigma: float = 6.0) -> torch.Tensor:
     """Gaussian line heatmaps (Zhang et al., eq. 1) on the augmented output grid.
 
@@ -64,7 +82,7 @@ def render_heatmaps(lines: torch.Tensor, valid: torch.Tensor, theta: torch.Tenso
         lines: (B, K, 3) native lines (A, B, C) over (h, w) (``LA_LINES``).
         valid: (B, K) bool (``LA_VALID``); invalid channels are all zeros.
         theta: (B, 2, 3) the batch's ``THETA``.
-        padded: (Hc, Wc) of the zero-padded native canvas ``theta`` refers to (``PADDED``).
+        padded: (Hc, Wc) of the zero-padded native canvas ``theta`` refers to: a pair or the batch's ``PADDED``.
         size_out: output side S.
         sigma: Gaussian standard deviation in output pixels.
 

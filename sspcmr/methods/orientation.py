@@ -92,9 +92,11 @@ class Orientation(Geometric):
         and add nothing to the loss; ``--data.long_axis_only true`` skips them)."""
         image = batch[K.IMAGE]
         size = int(image.shape[-1])
-        padded = tuple(int(v) for v in batch[K.PADDED][0].tolist())
-        lines = batch[K.LA_LINES][:, self.channel_index].to(image.device)
-        valid = batch[K.LA_VALID][:, self.channel_index].to(image.device)
+        # Nothing here is read on the host: the canvas size stays a device tensor, and the channels are picked
+        # by integer indexing (a list index would be copied to the device, a blocking copy).
+        padded = batch[K.PADDED]
+        lines = torch.stack([batch[K.LA_LINES][:, k] for k in self.channel_index], dim=1).to(image.device)
+        valid = torch.stack([batch[K.LA_VALID][:, k] for k in self.channel_index], dim=1).to(image.device)
         theta = batch[K.THETA]
         batch[TARGET], batch[VALID] = render_heatmaps(lines, valid, theta, padded, size, self.sigma), valid
         batch[LINES] = output_lines(lines, theta, padded, size)

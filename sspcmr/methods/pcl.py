@@ -42,8 +42,10 @@ class PCL(SimCLR):
 
     def build_criterion(self, gather: bool) -> torch.nn.Module:
         h = self.hparams
+        # Only the training criterion gathers, and training batches are drop_last (equal on every rank), so the
+        # gather need not exchange the row counts (a host read at every step).
         return PositionalContrastiveLoss(temperature=h.temperature, threshold=h.threshold, cyclic=h.cyclic,
-                                         gather_distributed=gather)
+                                         gather_distributed=gather, equal_rows=True)
 
     def contrastive_loss(self, criterion: torch.nn.Module, embeddings: torch.Tensor, num_views: int,
                          batch: dict) -> torch.Tensor:

@@ -2,8 +2,9 @@
 
 Reference (docs/reference.md#encoder-mlp, #simclr-loss, #optimisation): the U-Net encoder, global average pooling of the
 512-channel bottleneck, a 3-layer MLP 512-512-512 with ReLU and no normalisation (lightly's
-``SimCLRProjectionHead`` without batch norm), NT-Xent at temperature 0.1 (lightly's ``NTXentLoss``,
-which gathers the embeddings of every rank so negatives are global under DDP), SGD momentum 0.9,
+``SimCLRProjectionHead`` without batch norm), NT-Xent at temperature 0.1 (lightly's ``NTXentLoss`` in value and
+gradients: :class:`~sspcmr.losses.ntxent.NTXentLoss`, which computes it in float32 without waiting for the device,
+and gathers the embeddings of every rank so negatives are global under DDP), SGD momentum 0.9,
 weight decay 1e-4 on all parameters, learning rate 0.1 with cosine annealing per epoch over 100 epochs,
 224 source slices (448 views) per batch, fp16 mixed precision. Only the encoder transfers.
 """
@@ -13,11 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from lightly.loss import NTXentLoss
 from lightly.models.modules import SimCLRProjectionHead
 
 from sspcmr.checks import check_int, check_number
 from sspcmr.data import keys as K
+from sspcmr.losses.ntxent import NTXentLoss
 from sspcmr.methods.optimisation import SGDCosine
 from sspcmr.methods.pretrain import EncoderBackbone, Pretraining
 from sspcmr.transforms import presets
@@ -91,8 +92,8 @@ class SimCLR(Pretraining):
         """The loss of the (num_views x B, D) embeddings, ordered view-major."""
         if num_views != 2:
             raise ValueError(f"SimCLR contrasts exactly 2 views; got {num_views} (set --model.init_args.num_views 2)")
-        first, second = embeddings.float().chunk(2)  # the similarities in fp32 even under autocast
-        return criterion(first, second)
+        first, second = embeddings.chunk(2)
+        return criterion(first, second)  # in float32 even under autocast
 
     def _step(self, batch: dict, criterion: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         views = batch[K.VIEWS]

@@ -10,8 +10,9 @@ canvas (the native slice occupies its top-left corner), so one ``grid_sample`` c
 batch of slices of different native sizes. Because the canvas is zero beyond the native extent, this
 equals ``grid_sample(..., padding_mode="zeros")`` on each unpadded native slice.
 
-Random parameters are drawn on the CPU with a ``torch.Generator`` (they are few) and moved to the
-batch's device when the matrices are built; all per-pixel work runs on the batch's device.
+Random parameters are drawn on the CPU with a ``torch.Generator`` (they are few) and copied to the
+batch's device without a host synchronisation when the matrices are built; all per-pixel work runs on the
+batch's device.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+
+from sspcmr.transforms.host_to_device import host_to_device
 
 __all__ = [
     "GeometryAugmentation",
@@ -198,7 +201,7 @@ def build_theta(
     device = size.device
     n_xy = size.to(torch.float64).flip(-1)  # (B, 2) as (x, y) = (dim1, dim0)
     d_xy = config.output_spacing * config.output_size / (spacing.to(torch.float64).flip(-1) * n_xy)
-    theta = params.to(device=device, dtype=torch.float64)[:, :2, :] * d_xy[:, :, None]
+    theta = host_to_device(params[:, :2, :], device, torch.float64) * d_xy[:, :, None]
     if config.centring == "gt":
         if center is None:
             raise ValueError("centring='gt' needs the batch's CENTER")
@@ -210,9 +213,8 @@ def build_theta(
         theta[:, :, 2] += c_norm
     if padded_size is not None:
         # align_corners=False: pixel i sits at (2i+1)/N - 1 natively and (2i+1)/Nc - 1 on the canvas,
-        # so x_canvas = (x_native + 1) * N / Nc - 1.
-        nc_xy = torch.tensor([padded_size[1], padded_size[0]], dtype=torch.float64, device=device)
-        k = n_xy / nc_xy
+        # so x_canvas = (x_native + 1) * N / Nc - 1. (Dividing by Python numbers copies nothing to the device.)
+        k = torch.stack((n_xy[:, 0] / padded_size[1], n_xy[:, 1] / padded_size[0]), dim=1)
         theta = theta * k[:, :, None]
         theta[:, :, 2] += k - 1.0
     return theta.float()

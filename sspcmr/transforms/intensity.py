@@ -4,7 +4,9 @@
 Each transform decides per sample with its own probability, like one MONAI dictionary transform per
 sample would. Parameters are drawn on the CPU (:func:`sample_intensity`), so which samples a transform
 touches is known without a device synchronisation; :func:`apply_intensity` then runs batched on the
-image's device. Order: noise, smoothing, scaling, shift, gamma, solarisation.
+image's device, where the few per-sample values are copied without a host synchronisation
+(:func:`~sspcmr.transforms.host_to_device.host_to_device`). Order: noise, smoothing, scaling, shift, gamma,
+solarisation.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from sspcmr.transforms.geometry import _check_prob, _check_range
+from sspcmr.transforms.host_to_device import host_to_device
 
 __all__ = [
     "IntensityAugmentation",
@@ -157,16 +160,21 @@ def sample_intensity(
 def standardise(image: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """(x - μ) / σ per sample: image (B, C, H, W) or (B,), mean and std (B,)."""
     view = (-1,) + (1,) * (image.dim() - 1)
-    inv = 1.0 / std.to(image).view(view)
-    return torch.addcmul(-mean.to(image).view(view) * inv, image, inv)  # one pass over the pixels
+    inv = 1.0 / host_to_device(std, image.device, image.dtype).view(view)
+    mean = host_to_device(mean, image.device, image.dtype)
+    return torch.addcmul(-mean.view(view) * inv, image, inv)  # one pass over the pixels
 
 
-def gaussian_kernels(sigma: torch.Tensor, truncated: float = 4.0) -> torch.Tensor:
+def gaussian_kernels(
+    sigma: torch.Tensor, truncated: float = 4.0, device: torch.device | str | None = None
+) -> torch.Tensor:
     """MONAI's ``gaussian_1d(approx="erf")`` kernels for many σ, zero-padded to the longest.
 
     Args:
-        sigma: (n,) float32 standard deviations in pixels.
+        sigma: (n,) float32 standard deviations in pixels. On the host (as :func:`sample_intensity` draws
+            them) the kernel length is known without a device synchronisation; on a device it is read from it.
         truncated: Tail length in σ (MONAI's default 4).
+        device: Where the kernels are computed (None: ``sigma``'s device).
 
     Returns:
         (n, 2T + 1) float32 kernels centred on index T, where T is the largest tail; entries beyond a
@@ -175,8 +183,10 @@ def gaussian_kernels(sigma: torch.Tensor, truncated: float = 4.0) -> torch.Tenso
     sigma = sigma.float()
     # MONAI computes the tail in python floats from the float32 σ.
     tails = ((sigma.double() * truncated).clamp(min=0.5) + 0.5).floor().long()
-    t_max = int(tails.max()) if tails.numel() else 0
-    x = torch.arange(-t_max, t_max + 1, dtype=torch.float32, device=sigma.device)[None, :]
+    t_max = int(tails.max()) if tails.numel() else 0  # the output's shape: read where σ lives
+    device = sigma.device if device is None else torch.device(device)
+    sigma, tails = host_to_device(sigma, device), host_to_device(tails, device)
+    x = torch.arange(-t_max, t_max + 1, dtype=torch.float32, device=device)[None, :]
     t = 0.70710678 / sigma.abs()[:, None]
     kernel = (0.5 * ((t * (x + 0.5)).erf() - (t * (x - 0.5)).erf())).clamp(min=0)
     return kernel * (x.abs() <= tails[:, None]).float()
@@ -187,7 +197,8 @@ def gaussian_smooth(image: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 
     Args:
         image: (n, C, H, W).
-        sigma: (n, 2) σ in pixels for (dim0, dim1), on any device.
+        sigma: (n, 2) σ in pixels for (dim0, dim1), on any device; on the host (as drawn) the kernels are
+            built on the image's device without a host synchronisation.
 
     Returns:
         (n, C, H, W) filtered along dim0 then dim1, as MONAI's ``separable_filtering`` does.
@@ -195,7 +206,7 @@ def gaussian_smooth(image: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     n, c, h, w = image.shape
     x = image.reshape(1, n * c, h, w)  # one grouped convolution: a group per (sample, channel)
     for axis in (0, 1):
-        kernel = gaussian_kernels(sigma[:, axis].cpu()).to(image).repeat_interleave(c, dim=0)
+        kernel = gaussian_kernels(sigma[:, axis], device=image.device).to(image.dtype).repeat_interleave(c, dim=0)
         half = (kernel.shape[1] - 1) // 2
         if axis == 0:
             x = F.conv2d(x, kernel[:, None, :, None], padding=(half, 0), groups=n * c)
@@ -215,7 +226,7 @@ def adjust_contrast(image: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
     span = image.amax(dim=(1, 2, 3), keepdim=True) - lo
     # MONAI's arithmetic, in place on one fresh tensor: same results, fewer large allocations.
     out = image - lo
-    out.div_(span + 1e-7).pow_(gamma.to(image).view(-1, 1, 1, 1))
+    out.div_(span + 1e-7).pow_(host_to_device(gamma, image.device, image.dtype).view(-1, 1, 1, 1))
     return out.mul_(span).add_(lo)
 
 
@@ -234,7 +245,7 @@ def _on_subset(
         return image, owned
     if idx.numel() == image.shape[0]:
         return fn(image, idx), True
-    dev_idx = idx.to(image.device)
+    dev_idx = host_to_device(idx, image.device)
     out = image if owned else image.clone()
     out[dev_idx] = fn(image[dev_idx], idx)
     return out, True
@@ -245,7 +256,7 @@ def _noise(image: torch.Tensor, idx: torch.Tensor, params: IntensityParams) -> t
     # so seeded runs repeat exactly on any device.
     gen = torch.Generator(device=image.device).manual_seed(params.noise_seed)
     noise = torch.randn(image.shape, generator=gen, device=image.device, dtype=image.dtype)
-    return noise.mul_(params.noise_std[idx].to(image).view(-1, 1, 1, 1)).add_(image)
+    return noise.mul_(host_to_device(params.noise_std[idx], image.device, image.dtype).view(-1, 1, 1, 1)).add_(image)
 
 
 def apply_intensity(
@@ -265,20 +276,22 @@ def apply_intensity(
     """
     view = (-1, 1, 1, 1)
     owned = inplace
+    # Every decision below reads the parameters, which live on the host: no device synchronisation.
     image, owned = _on_subset(image, params.noise_apply, lambda x, i: _noise(x, i, params), owned)
     image, owned = _on_subset(
         image, params.smooth_apply, lambda x, i: gaussian_smooth(x, params.smooth_sigma[i]), owned
     )
     if bool((params.scale_apply | params.shift_apply).any()):
         # x·m + o; m = 1 and o = 0 where a transform is not applied leave x exactly unchanged.
-        offset = torch.where(params.shift_apply, params.shift_offset, 0.0).to(image).view(view)
-        multiplier = params.multiplier.to(image).view(view)
+        offset = torch.where(params.shift_apply, params.shift_offset, 0.0)
+        offset = host_to_device(offset, image.device, image.dtype).view(view)
+        multiplier = host_to_device(params.multiplier, image.device, image.dtype).view(view)
         image = image.mul_(multiplier).add_(offset) if owned else torch.addcmul(offset, image, multiplier)
         owned = True
     image, owned = _on_subset(image, params.gamma_apply, lambda x, i: adjust_contrast(x, params.gamma[i]), owned)
     if bool(params.solarize_apply.any()):
         if max_value is None:
             raise ValueError("solarisation needs the standardised subject maximum")
-        flip = params.solarize_apply.to(image.device).view(view) & (image > params.solarize_threshold)
-        image = torch.where(flip, max_value.to(image).view(view) - image, image)
+        flip = host_to_device(params.solarize_apply, image.device).view(view) & (image > params.solarize_threshold)
+        image = torch.where(flip, host_to_device(max_value, image.device, image.dtype).view(view) - image, image)
     return image

@@ -9,6 +9,7 @@ import torch
 from lightly.loss import NTXentLoss
 
 from sspcmr.losses.contrastive import PositionalContrastiveLoss
+from tests.losses.autocast import assert_float32_under_autocast
 
 
 def ntxent_reference(view0: torch.Tensor, view1: torch.Tensor, temperature: float) -> float:
@@ -144,13 +145,22 @@ def test_anchor_without_positive_still_shapes_the_denominators() -> None:
 
 def test_threshold_is_strict() -> None:
     embeddings = torch.randn(2, 4, generator=torch.Generator().manual_seed(0))
-    criterion = PositionalContrastiveLoss(threshold=0.1)
+    checked = PositionalContrastiveLoss(threshold=0.1, check_positives=True)
     with pytest.raises(ValueError, match="no anchor has a positive"):
-        criterion(embeddings, torch.tensor([0.0, 0.1]))
+        checked(embeddings, torch.tensor([0.0, 0.1]))
     with pytest.raises(ValueError, match="no anchor has a positive"):
-        PositionalContrastiveLoss(threshold=0.25)(embeddings, torch.tensor([0.5, 0.75]))
+        PositionalContrastiveLoss(threshold=0.25, check_positives=True)(embeddings, torch.tensor([0.5, 0.75]))
     # Just inside the threshold: a single candidate per anchor, so the loss is 0.
-    assert criterion(embeddings, torch.tensor([0.0, 0.0999])).item() == pytest.approx(0.0, abs=1e-6)
+    assert checked(embeddings, torch.tensor([0.0, 0.0999])).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_without_any_positive_the_loss_is_a_zero_in_the_graph() -> None:
+    # Unchecked (the training default: no host read), no positive anywhere gives exactly 0 and zero gradients.
+    embeddings = torch.randn(3, 4, generator=torch.Generator().manual_seed(0)).requires_grad_()
+    loss = PositionalContrastiveLoss(threshold=0.1)(embeddings, torch.tensor([0.0, 0.1, 0.5]))
+    loss.backward()
+    assert loss.item() == 0.0 and loss.dtype == torch.float32
+    assert torch.equal(embeddings.grad, torch.zeros_like(embeddings))
 
 
 def test_gradients_are_finite_under_float16_and_autocast() -> None:
@@ -166,6 +176,13 @@ def test_gradients_are_finite_under_float16_and_autocast() -> None:
         projected = torch.nn.Linear(32, 16)(embeddings.float().detach())
         assert projected.dtype == torch.bfloat16
         assert PositionalContrastiveLoss()(projected, positions).dtype == torch.float32
+
+
+@pytest.mark.parametrize("cyclic", [False, True])
+def test_float32_under_autocast(cyclic: bool) -> None:
+    embeddings = torch.randn(len(POSITIONS), 32, generator=torch.Generator().manual_seed(8)) * 10
+    criterion = PositionalContrastiveLoss(cyclic=cyclic)
+    assert_float32_under_autocast(criterion, embeddings, torch.tensor(POSITIONS))
 
 
 def test_bad_shapes_and_arguments_raise() -> None:

@@ -1,5 +1,8 @@
 """Contrastive and DINO losses under a real 2-process CPU DDP (gloo) equal their single-process counterparts.
 
+NT-Xent is checked both as lightly's and as sspcmr's (which must agree rank by rank); PCL also with
+``equal_rows=True``, the training path that skips the exchange of row counts.
+
 One spawn runs every case (start-up dominates the cost): each rank feeds its half of a 2B batch through a
 DDP-wrapped ``nn.Linear``, back-propagates its local loss and saves the loss and the (DDP-averaged) gradients.
 The parent compares them with the same loss on the whole batch in one process.
@@ -19,6 +22,7 @@ import torch.multiprocessing as mp
 from lightly.loss import DINOLoss, NTXentLoss
 from torch import nn
 
+from sspcmr.losses import NTXentLoss as SspcmrNTXentLoss
 from sspcmr.losses.contrastive import PositionalContrastiveLoss
 
 pytestmark = pytest.mark.slow  # multi-process runs: `pytest -m "not slow"` skips them
@@ -46,8 +50,8 @@ def make_data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return view0, view1, torch.tensor(POSITIONS)
 
 
-def ntxent_loss(gather: bool):
-    criterion = NTXentLoss(temperature=0.1, gather_distributed=gather)
+def ntxent_loss(gather: bool, ours: bool = False):
+    criterion = (SspcmrNTXentLoss if ours else NTXentLoss)(temperature=0.1, gather_distributed=gather)
 
     def loss(model: nn.Module, view0: torch.Tensor, view1: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         out0, out1 = model(torch.cat([view0, view1])).chunk(2)  # one forward through DDP
@@ -56,8 +60,9 @@ def ntxent_loss(gather: bool):
     return loss
 
 
-def pcl_loss(gather: bool, cyclic: bool = False, two_views: bool = True):
-    criterion = PositionalContrastiveLoss(temperature=0.1, threshold=0.1, cyclic=cyclic, gather_distributed=gather)
+def pcl_loss(gather: bool, cyclic: bool = False, two_views: bool = True, equal_rows: bool = False):
+    criterion = PositionalContrastiveLoss(temperature=0.1, threshold=0.1, cyclic=cyclic, gather_distributed=gather,
+                                          equal_rows=equal_rows)
 
     def loss(model: nn.Module, view0: torch.Tensor, view1: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         if two_views:  # the PCL method's layout: [view0; view1] with the positions repeated
@@ -71,7 +76,11 @@ def pcl_loss(gather: bool, cyclic: bool = False, two_views: bool = True):
 CASES = {
     "ntxent": ntxent_loss(True),
     "ntxent_no_gather": ntxent_loss(False),
+    "sspcmr_ntxent": ntxent_loss(True, ours=True),
+    "sspcmr_ntxent_no_gather": ntxent_loss(False, ours=True),
     "pcl": pcl_loss(True),
+    "pcl_equal_rows": pcl_loss(True, equal_rows=True),
+    "pcl_one_view_equal_rows": pcl_loss(True, two_views=False, equal_rows=True),
     "pcl_cyclic": pcl_loss(True, cyclic=True),
     "pcl_one_view": pcl_loss(True, two_views=False),
     "pcl_one_view_cyclic": pcl_loss(True, cyclic=True, two_views=False),
@@ -159,7 +168,16 @@ def test_one_view_pcl_ranks_hold_unequal_anchor_counts(ddp_results: list[dict]) 
     assert mask.any(dim=1).view(WORLD_SIZE, BATCH).sum(dim=1).tolist() == [3, 2]
 
 
-@pytest.mark.parametrize("name", ["ntxent", "pcl"])
+def test_sspcmr_ntxent_equals_lightly_on_every_rank(ddp_results: list[dict]) -> None:
+    for results in ddp_results:
+        for suffix in ("", "_no_gather"):
+            ours, lightly = results[f"sspcmr_ntxent{suffix}"], results[f"ntxent{suffix}"]
+            assert ours["loss"] == pytest.approx(lightly["loss"], rel=1e-6, abs=1e-6)
+            for key in ("weight", "bias"):
+                torch.testing.assert_close(ours[key], lightly[key], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["ntxent", "sspcmr_ntxent", "pcl"])
 def test_without_gathering_the_gradients_differ(ddp_results: list[dict], name: str) -> None:
     reference = single_process(name)
     for results in ddp_results:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sspcmr.losses import DeepSupervisionLoss, DiceCELoss, SegmentationLossOutput, deep_supervision_weights
+from tests.losses.autocast import assert_float32_under_autocast
 
 REFERENCE_WEIGHTS = [0.507937, 0.253968, 0.126984, 0.063492, 0.031746, 0.015873]  # docs/reference.md#reference-numbers
 
@@ -72,6 +73,13 @@ def test_equals_weighted_sum_of_per_head_dice_ce() -> None:
     torch.testing.assert_close(torch.stack(out), expected, rtol=1e-5, atol=0)
     # Components are the weighted sums, so the weighted total is still 0.5 CE + 0.5 Dice.
     torch.testing.assert_close(out.total, 0.5 * out.ce + 0.5 * out.dice)
+
+
+def test_float32_under_autocast() -> None:
+    target = one_hot(torch.randint(0, 4, (2, 32, 32), generator=torch.Generator().manual_seed(2)))
+    loss = DeepSupervisionLoss(DiceCELoss(), num_scales=6)
+    assert_float32_under_autocast(lambda *inputs: torch.stack(loss(list(inputs[:-1]), inputs[-1])),
+                                  *(4 * logits for logits in pyramid(size=32)), target)
 
 
 def test_nearest_exact_picks_odd_indices_of_checkerboard() -> None:

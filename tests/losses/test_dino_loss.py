@@ -1,4 +1,5 @@
-"""lightly's DINOLoss, as the DINO method configures it, against a naive reference from the formula."""
+"""lightly's DINOLoss, as the DINO method configures it, against a naive reference from the formula; the method's
+call of it in float32 under autocast."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import math
 import pytest
 import torch
 from lightly.loss import DINOLoss
+
+from sspcmr.methods import DINO
+from tests.losses.autocast import assert_float32_under_autocast
 
 STUDENT_TEMP = 0.1
 NUM_VIEWS = 8  # 2 global + 6 local crops
@@ -103,3 +107,16 @@ def test_epoch_1_temperature_golden() -> None:
     assert schedule.shape == (30,)
     assert schedule[1].item() == pytest.approx(0.020690, abs=1e-6)
     assert schedule[0].item() == pytest.approx(0.02) and schedule[29].item() == pytest.approx(0.04)
+
+
+def test_the_method_computes_the_loss_in_float32_under_autocast() -> None:
+    model = DINO(channels=[8, 16, 32, 64], hidden_dim=32, bottleneck_dim=16, output_dim=64, probe=False)
+    teacher, student = random_views(4, 64, seed=5)
+
+    def loss(*outputs: torch.Tensor) -> torch.Tensor:
+        model.criterion.center.zero_()  # each call starts from the same centre
+        return model.distillation_loss(list(outputs[:2]), list(outputs[2:]))
+
+    value = assert_float32_under_autocast(loss, *teacher, *student)
+    rounded = [t.bfloat16().double() for t in teacher], [s.bfloat16().double() for s in student]
+    assert value.item() == pytest.approx(dino_reference(*rounded, torch.zeros(1, 1, 64), 0.02), rel=1e-5)

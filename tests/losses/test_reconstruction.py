@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from sspcmr.corruptions.patches import PatchMasker
-from sspcmr.losses.reconstruction import masked_mse
+from sspcmr.losses.reconstruction import masked_mse, restoration_loss
+from tests.losses.autocast import assert_float32_under_autocast
 
 
 def test_masked_mse_golden_values() -> None:
@@ -46,8 +47,30 @@ def test_masked_mse_channels_dtype_and_errors() -> None:
     loss = masked_mse(output.half(), target.half(), mask)
     assert loss.dtype == torch.float32 and loss.item() == pytest.approx(5.0)
     with pytest.raises(ValueError, match="empty"):
-        masked_mse(output, target, torch.zeros(1, 1, 2, 2))
+        masked_mse(output, target, torch.zeros(1, 1, 2, 2), check_empty=True)
     with pytest.raises(ValueError, match="shapes differ"):
         masked_mse(output, target[:, :1], mask)
     with pytest.raises(ValueError, match="does not broadcast"):
         masked_mse(output, target, torch.ones(1, 1, 3, 2))
+
+
+def test_an_empty_mask_gives_a_zero_in_the_graph_without_a_check() -> None:
+    # The default reads nothing on the host: an empty mask gives exactly 0 with zero gradients.
+    output = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(3)).requires_grad_()
+    loss = masked_mse(output, torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 4))
+    loss.backward()
+    assert loss.item() == 0.0 and loss.dtype == torch.float32
+    assert torch.equal(output.grad, torch.zeros_like(output))
+    # A non-empty mask gives the same value with and without the check.
+    mask = (torch.arange(32).view(2, 1, 4, 4) % 3 == 0).float()
+    assert torch.equal(masked_mse(output, output.detach() * 0, mask),
+                       masked_mse(output, output.detach() * 0, mask, check_empty=True))
+
+
+def test_reconstruction_losses_are_float32_under_autocast() -> None:
+    generator = torch.Generator().manual_seed(4)
+    output, target = torch.randn(2, 1, 8, 8, generator=generator), torch.randn(2, 1, 8, 8, generator=generator)
+    _, mask = PatchMasker(patch_size=4, ratio=0.5)(target, torch.Generator().manual_seed(1))
+    assert_float32_under_autocast(lambda o, t: masked_mse(o, t, mask), output, target)
+    for reduction in ("mean", "sum"):
+        assert_float32_under_autocast(lambda o, t, r=reduction: restoration_loss(o, t, r), output, target)

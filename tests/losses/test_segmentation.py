@@ -12,6 +12,7 @@ from monai.losses import DiceCELoss as MonaiDiceCELoss
 from monai.losses import DiceLoss as MonaiDiceLoss
 
 from sspcmr.losses import DiceCELoss, SegmentationLossOutput
+from tests.losses.autocast import assert_float32_under_autocast
 
 SMOOTH = 1e-5
 
@@ -175,6 +176,13 @@ def test_gradients_and_float32() -> None:
     assert out.total.dtype == torch.float32 and out.total.ndim == 0
     out.total.backward()
     assert logits.grad is not None and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("batch_dice", [False, True])
+def test_float32_under_autocast(batch_dice: bool) -> None:
+    logits, target = random_case(b=4, h=16, w=16, seed=8)
+    loss = DiceCELoss(batch_dice=batch_dice, class_weights=[0.0, 1.0, 2.0, 1.0])
+    assert_float32_under_autocast(lambda z, y: torch.stack(loss(z, y)), logits * 4, target)
 
 
 def test_total_uses_component_weights() -> None:

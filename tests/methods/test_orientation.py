@@ -14,6 +14,7 @@ from sspcmr.data import keys as K
 from sspcmr.data.datamodule import CineDataModule
 from sspcmr.losses.heatmap import heatmap_loss
 from sspcmr.methods import Orientation, Segmentation
+from sspcmr.methods.heatmaps import output_lines
 from sspcmr.methods.orientation import TARGET, peak_distances
 from sspcmr.methods.transfer import MANIFEST_KEY
 
@@ -127,6 +128,18 @@ def test_views_used_selects_channels():
     assert target.shape == (2, 1, SIZE, SIZE) and target[0, 0, :, 20].min() == 1.0  # the 4ch line (w = 20)
     with pytest.raises(ValueError, match="views_used"):
         Orientation(channels=TINY, **GRID, views_used=["3ch"])
+
+
+def test_lines_from_the_batch_canvas_tensor_equal_those_from_a_pair():
+    # add_targets passes the batch's PADDED tensor (never read on the host); the maps built from it on the
+    # device are the same float64 numbers as from the Python pair.
+    generator = torch.Generator().manual_seed(2)
+    lines = torch.randn(3, 2, 3, generator=generator)
+    theta = torch.randn(3, 2, 3, generator=generator)
+    pair = output_lines(lines, theta, (70, 90), SIZE)
+    assert torch.equal(output_lines(lines, theta, torch.tensor([[70, 90]] * 3), SIZE), pair)
+    assert torch.equal(output_lines(lines, theta, torch.tensor([70, 90]), SIZE), pair)
+    assert not torch.equal(output_lines(lines, theta, (90, 70), SIZE), pair)
 
 
 def test_peak_distance_is_zero_on_the_line():

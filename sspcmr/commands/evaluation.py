@@ -23,7 +23,8 @@ def _segment(args: argparse.Namespace) -> int:
     """``sspcmr segment``: segment NIfTI files, one output per input."""
     from sspcmr.inference.segment import segment_files
 
-    for path in segment_files(args.ckpt, args.input, args.out, device=args.device, overwrite=args.overwrite):
+    for path in segment_files(args.ckpt, args.input, args.out, device=args.device, overwrite=args.overwrite,
+                              precision=args.precision):
         print(f"wrote {path}")
     return 0
 
@@ -109,6 +110,8 @@ def _add_segment(commands: argparse._SubParsersAction) -> None:
                          "input's folder relative to the inputs' common folder (a/sa.nii.gz -> OUT/a/sa_pred.nii.gz)")
     segment.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: refuse)")
     segment.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    segment.add_argument("--precision", choices=["32-true", "bf16-mixed", "16-mixed"], default="32-true",
+                         help="32-true, or the network under autocast: bf16-mixed (CPU or GPU), 16-mixed (GPU)")
     segment.set_defaults(handler=_segment)
 
 

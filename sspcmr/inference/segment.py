@@ -12,6 +12,8 @@ from pathlib import Path
 from sspcmr.data.errors import DataError
 
 PRED_SUFFIX = "_pred.nii.gz"
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed")
+"""``--precision`` values, Lightning's names: float32, or the network under bfloat16 / float16 autocast."""
 
 
 def _stem(path: Path) -> str:
@@ -38,8 +40,28 @@ def output_paths(inputs: list[str | Path], out: str | Path) -> list[Path]:
     return [Path(out) / source.parent.relative_to(common) / f"{_stem(source)}{PRED_SUFFIX}" for source in sources]
 
 
+def under_autocast(model, device: str, precision: str):
+    """``model`` as a callable that runs under autocast at ``precision`` (``32-true``: ``model`` itself).
+
+    Only the network: the resampling before and after stays float32, as under Lightning, whose autocast
+    covers the step and not the augmentation of the transferred batch."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision == "32-true":
+        return model
+    dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
+
+    def run(images):
+        with torch.autocast(torch.device(device).type, dtype=dtype):
+            return model(images)
+
+    return run
+
+
 def segment_files(ckpt: str | Path, inputs: list[str | Path], out: str | Path, device: str = "cpu",
-                  overwrite: bool = False) -> list[Path]:
+                  overwrite: bool = False, precision: str = "32-true") -> list[Path]:
     """Segment plain 3D / 4D short-axis NIfTI files with a Segmentation checkpoint.
 
     Each output (see :func:`output_paths`) has its input's exact shape and affine; the network grid is the
@@ -51,6 +73,7 @@ def segment_files(ckpt: str | Path, inputs: list[str | Path], out: str | Path, d
         out: output folder.
         device: torch device.
         overwrite: replace existing outputs (default: refuse before segmenting anything).
+        precision: ``32-true``, or the network under autocast: ``bf16-mixed`` (CPU and GPU) or ``16-mixed``.
 
     Raises:
         DataError: unreadable checkpoint or input, or outputs that exist already without ``overwrite``.
@@ -64,9 +87,10 @@ def segment_files(ckpt: str | Path, inputs: list[str | Path], out: str | Path, d
     if existing and not overwrite:
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
         raise DataError(f"output {existing[0]}{more} exists already; pass --overwrite to replace it")
-    model = Segmentation.from_checkpoint(ckpt, log_images=False)
+    model = Segmentation.from_checkpoint(ckpt, log_images=False).to(device)  # in eval mode
+    network = under_autocast(model, device, precision)
     written = []
     for item, target in zip(inputs, targets, strict=True):  # on the grid the model was trained on
-        written.append(predict_nifti(model, Path(item), target, output_size=model.output_size,
+        written.append(predict_nifti(network, Path(item), target, output_size=model.output_size,
                                      output_spacing=model.output_spacing, device=device))
     return written

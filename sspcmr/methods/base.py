@@ -11,6 +11,13 @@ its own recipe.
 The output grid (``output_size``, ``output_spacing``) and ``augmentation_seed`` are the data module's
 ``output_size``, ``output_spacing`` and ``seed``: the command line links them (``sspcmr fit`` sets them
 once, on the data module); from Python, pass the same values to both.
+
+Two speed options apply to every method (docs/cli.md#speed-options): ``compile`` compiles the U-Net's encoder
+and decoder in place with ``torch.compile`` (``nn.Module.compile``: the state dict keys stay the plain ones, so
+checkpoints and transfer manifests are the same with and without it) and ``channels_last`` keeps the weights
+and the augmented network inputs in ``torch.channels_last`` memory format. Both are applied in
+``configure_model``, i.e. whenever a Trainer runs the module; from Python without a Trainer, call
+:meth:`CineModule.apply_speed_options`.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import torch
 
 from sspcmr.checks import check_choice, check_int, check_number
 from sspcmr.data import keys as K
+from sspcmr.models import UNetDecoder, UNetEncoder
 from sspcmr.transforms import presets
 from sspcmr.transforms.views import Augmenter
 
@@ -53,7 +61,16 @@ class CineModule(L.LightningModule):
             centre (``image``, for data without labels).
         augmentation_seed: seed of the augmentation stream (each rank draws its own); linked to the data
             module's ``seed`` on the command line, so one seed repeats a run exactly.
+        compile: compile the U-Net's encoder and decoder with ``torch.compile`` when a Trainer runs the model
+            (faster steps on a GPU after a start-up cost of tens of seconds to minutes; checkpoints are the same
+            as without it).
+        channels_last: keep the weights and the augmented network inputs in ``torch.channels_last`` memory
+            format (GPU convolutions prefer it under mixed precision; the results are the same up to rounding).
     """
+
+    RUN_TIME_OPTIONS: ClassVar[tuple[str, ...]] = ("compile", "channels_last")
+    """Left out of the saved hyperparameters: they change the speed of a run, not its model, and ``sspcmr
+    validate|test|predict --ckpt_path`` re-read saved hyperparameters over the command line; each run sets them."""
 
     STREAM_KEYS: ClassVar[dict[str, str]] = {"augmentation": GENERATOR_KEY}
     """Random streams saved in checkpoints: stream name -> checkpoint key."""
@@ -65,6 +82,8 @@ class CineModule(L.LightningModule):
         scale_convention: ScaleConvention = "monai",
         centring: Centring = "gt",
         augmentation_seed: int = 0,
+        compile: bool = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         check_int("output_size", output_size, 1)
@@ -72,9 +91,14 @@ class CineModule(L.LightningModule):
         check_choice("scale_convention", scale_convention, ("monai", "multiplier"))
         check_choice("centring", centring, ("gt", "image"))
         check_int("augmentation_seed", augmentation_seed, 0, 2**32 - 1)
+        for name, value in (("compile", compile), ("channels_last", channels_last)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false; got {value!r}")
         self.output_size, self.output_spacing = output_size, output_spacing
         self.scale_convention, self.centring = scale_convention, centring
         self.augmentation_seed = augmentation_seed
+        # Not ``self.compile``: that would hide nn.Module.compile.
+        self.compile_network, self.channels_last = compile, channels_last
         self._generators: dict[tuple[str, str], torch.Generator] = {}
         self._recipes: dict[str, Augmenter | None] = {}
 
@@ -120,6 +144,37 @@ class CineModule(L.LightningModule):
                              f"but the data module to {grid[0]} px at {grid[1]} mm: pass the same output_size and "
                              "output_spacing to both")
 
+    # -- speed options ------------------------------------------------------------------------------
+
+    def configure_model(self) -> None:
+        # Lightning calls this in every fit / validate / test / predict, after ``setup`` and before the model
+        # moves to its device (which keeps the memory format) and before a checkpoint is restored into it.
+        self.apply_speed_options()
+
+    def apply_speed_options(self) -> None:
+        """Apply ``channels_last`` (weights) and ``compile`` (the U-Net's encoder and decoder); idempotent."""
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+        if self.compile_network:
+            # Every method reaches its U-Net through the encoder and decoder modules (encode, decode, forward),
+            # so compiling their __call__ in place covers all of them, the teacher of DINO included, and keeps
+            # the state dict keys (no ``_orig_mod.`` of a torch.compile wrapper).
+            for module in self.modules():
+                if isinstance(module, (UNetEncoder, UNetDecoder)) and module._compiled_call_impl is None:
+                    module.compile()
+
+    def network_inputs(self, batch: dict) -> dict:
+        """``batch`` with the images the network reads (``IMAGE``, ``VIEWS``) in ``channels_last`` format when
+        that option is on; targets keep their layout."""
+        if not self.channels_last:
+            return batch
+        out = dict(batch)
+        if isinstance(out.get(K.IMAGE), torch.Tensor) and out[K.IMAGE].ndim == 4:
+            out[K.IMAGE] = out[K.IMAGE].contiguous(memory_format=torch.channels_last)
+        if K.VIEWS in out:
+            out[K.VIEWS] = [view.contiguous(memory_format=torch.channels_last) for view in out[K.VIEWS]]
+        return out
+
     # -- applying it --------------------------------------------------------------------------------
 
     def _recipe(self, stage: str) -> Augmenter:
@@ -147,9 +202,9 @@ class CineModule(L.LightningModule):
             if "volume" not in self._recipes:
                 self._recipes["volume"] = presets.evaluation(output_size=self.output_size,
                                                              output_spacing=self.output_spacing)
-            return presets.resample_for_evaluation(self._recipes["volume"], batch)
+            return self.network_inputs(presets.resample_for_evaluation(self._recipes["volume"], batch))
         stage = "train" if training else "val"
-        return self.add_targets(self._recipe(stage)(batch, self.augmentation_generator(stage)))
+        return self.network_inputs(self.add_targets(self._recipe(stage)(batch, self.augmentation_generator(stage))))
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         return self.augment(batch, training=bool(self._trainer is not None and self.trainer.training))

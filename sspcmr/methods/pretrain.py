@@ -102,7 +102,7 @@ class Pretraining(CineModule):
         self.norm = norm
         # Once for the whole chain: Lightning collects the arguments of every __init__ still running, from
         # this one out to the method's, so the method's own arguments are saved with these.
-        self.save_hyperparameters(ignore=list(self.hparams_ignore))
+        self.save_hyperparameters(ignore=[*self.hparams_ignore, *self.RUN_TIME_OPTIONS])
 
     def unet_config(self, **overrides: Any) -> UNetConfig:
         """The U-Net configuration of this run (heads from ``overrides``)."""

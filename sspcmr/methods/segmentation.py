@@ -121,7 +121,7 @@ class Segmentation(CineModule):
                              "freeze_encoder_epochs")
         # Run-time options stay out of the saved hyperparameters: `sspcmr test --ckpt_path` re-reads those
         # from the checkpoint and would otherwise override what the user asks for now.
-        self.save_hyperparameters(ignore=["results_dir", "log_images"])
+        self.save_hyperparameters(ignore=["results_dir", "log_images", *self.RUN_TIME_OPTIONS])
         self.results_dir, self.log_images = results_dir, log_images
         config = UNetConfig(out_channels=num_classes, num_heads=num_heads, norm=norm,
                             **({"channels": tuple(channels)} if channels is not None else {}))

@@ -53,7 +53,7 @@ def test_the_command_line_lists_every_argument_with_its_default(method):
     expected = {**SHARED, **SAVED[method], "log_images": True} if method not in (SimCLR, PCL, DINO) else \
         {**SHARED, **SAVED[method]}
     expected.update(output_size=256, output_spacing=1.25, scale_convention="monai", centring="gt",
-                    augmentation_seed=0)
+                    augmentation_seed=0, compile=False, channels_last=False)
     assert {k: v for k, v in vars(defaults).items()} == expected
     for action in parser._actions:  # noqa: SLF001 - every argument keeps its doc
         if action.dest.startswith("model.") and action.dest != "model.help":

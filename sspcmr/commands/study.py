@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from sspcmr.links import docs_page
+
 
 def add_study_command(commands: argparse._SubParsersAction) -> None:
     """Register ``study`` on the top-level parser's subcommands."""
@@ -21,6 +23,10 @@ def add_study_command(commands: argparse._SubParsersAction) -> None:
     action.add_argument("--run", metavar="ID|INDEX",
                         help="execute one run by ID or by its --list index (e.g. $SLURM_ARRAY_TASK_ID)")
     action.add_argument("--report", action="store_true", help="aggregate finished runs into <output_dir>/report")
+    action.add_argument("--estimate", action="store_true",
+                        help="print the FLOPs, steps and GPU-hours of every run and in total, and exit; nothing is "
+                        f"trained or written ({docs_page('study.md#cost-before-launching')})")
+    _add_estimate_options(study)
     study.add_argument("--kind", choices=["pretrain", "scratch", "finetune"], action="append",
                        help="with --list: only these kinds (repeatable)")
     study.add_argument("--partial", action="store_true",
@@ -30,8 +36,22 @@ def add_study_command(commands: argparse._SubParsersAction) -> None:
     study.set_defaults(handler=run_study_command)
 
 
+def _add_estimate_options(study: argparse.ArgumentParser) -> None:
+    """The options of ``--estimate``."""
+    group = study.add_argument_group("--estimate options")
+    group.add_argument("--gpu", nargs="+", default=["h100"], metavar="NAME",
+                       help="GPUs to price the runs on: h100, h200, a100, v100, l40s, a10 (default h100)")
+    group.add_argument("--mfu", type=float, default=0.3,
+                       help="model FLOPs utilisation: the share of the GPU's peak the runs achieve (default 0.3)")
+    group.add_argument("--gpus", type=int, nargs="+", default=[1], metavar="N",
+                       help="GPU counts to give the wall-clock for (default 1)")
+    group.add_argument("--slices-per-epoch", action="append", metavar="KEY=N",
+                       help="training slices per epoch of the runs KEY names (a run ID, a pattern such as "
+                       "'*-n10-*', or a kind: pretrain, scratch, finetune); repeatable, the last match wins")
+
+
 def run_study_command(args: argparse.Namespace) -> int:
-    """``sspcmr study``: the whole grid and its reports, or one of --list / --run / --report."""
+    """``sspcmr study``: the whole grid and its reports, or one of --list / --run / --report / --estimate."""
     import signal
     import sys
 
@@ -43,6 +63,11 @@ def run_study_command(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     study = load_study(args.config, output_dir=args.output_dir)
+    if args.estimate:
+        from sspcmr.study.estimate_report import print_estimate
+        from sspcmr.study.slice_counts import parse_slice_overrides
+
+        return print_estimate(study, args.gpu, args.mfu, args.gpus, parse_slice_overrides(args.slices_per_epoch))
     runner = StudyRunner(study, launcher=args.launcher)
     if args.list:
         rows = [row for row in runner.listing() if not args.kind or row["kind"] in args.kind]

@@ -5,6 +5,7 @@ Usage::
     python benchmarks/loader.py --prepared PREP --split SPLIT [--modes segment pretrain dino eval]
         [--batch-size 32] [--batches 20] [--warmup 2] [--rounds 4] [--workers 0] [--device cpu|cuda] [--threads 1]
         [--aug-repeats N] [--profile] [--profile-batches 5] [--seed 0] [--out results.json]
+        [--reference-fidelity faithful|standin] [--slice-dir DIR]
 
 For every mode two pipelines deliver augmented batches of ``--batch-size`` source slices from the same
 prepared memory-mapped store and the same training rows:
@@ -14,7 +15,10 @@ prepared memory-mapped store and the same training rows:
 * ``monai``: the reference protocol, per sample on the CPU inside the data loader: one affine resample per
   view (a MONAI ``RandomizableTransform`` drawing from a NumPy ``RandomState``, torch ``affine_grid`` +
   ``grid_sample``), subject standardisation, MONAI's dictionary intensity transforms and the label one-hot,
-  collated with torch's default collate.
+  collated with torch's default collate (``reference_pipeline.py``). With ``--reference-fidelity faithful``
+  (default) it also does the reference pipeline's own per-sample overheads: every sample read from its own
+  small file (written once into ``--slice-dir``) and a deep copy of the sample dict before every transform;
+  ``standin`` reads the shared memory maps and copies shallowly, and runs faster than the reference's own.
 
 Modes (the MONAI views copy the parameters of sspcmr's presets, so both pipelines do the same work):
 
@@ -35,14 +39,12 @@ the main process is seen.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import gc
 import hashlib
 import json
 import os
 import platform
-import pstats
-import statistics
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -51,222 +53,18 @@ from typing import Any
 
 import monai
 import numpy as np
-import pandas as pd
 import torch
-import torch.nn.functional as F
-from monai.config import KeysCollection
-from monai.transforms import (
-    AsDiscreted,
-    Compose,
-    MapTransform,
-    RandAdjustContrastd,
-    RandGaussianNoised,
-    RandGaussianSmoothd,
-    RandomizableTransform,
-    RandScaleIntensityd,
-    RandShiftIntensityd,
-)
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from augment_timing import time_augmentation
+from loader_profile import profile_pipeline
+from reference_pipeline import FIDELITIES, ReferenceSliceDataset, SliceFiles, reseed_worker
+from torch.utils.data import DataLoader
 
-import sspcmr.data.keys as K
 from sspcmr.data.datamodule import CineDataModule
-from sspcmr.data.store import PreparedDataset
 from sspcmr.methods.dino import dino_views
 from sspcmr.transforms import presets
-from sspcmr.transforms.geometry import GeometryAugmentation
-from sspcmr.transforms.intensity import IntensityAugmentation
-from sspcmr.transforms.views import Augmenter, ViewSpec
+from sspcmr.transforms.views import Augmenter
 
 MODES = ("segment", "pretrain", "dino", "eval")
-NUM_CLASSES = 4
-
-
-# -- the reference per-sample pipeline ------------------------------------------------------------------
-
-
-class ReferenceResampled(RandomizableTransform, MapTransform):
-    """The reference's single-step affine resampling of one 2D sample (docs/reference.md#geometry).
-
-    One ``affine_grid`` + ``grid_sample`` per sample (``align_corners=False``, zero padding; bicubic image,
-    nearest label) maps the native slice to ``output_size`` px at ``output_spacing`` mm, centred on the
-    ground-truth centre (or the image centre), with a random rotation, linked scale, per-axis flips and
-    translation drawn from this transform's NumPy ``RandomState``.
-
-    The sample dict holds ``IMAGE`` (1, H, W) float32, optionally ``LABEL`` (1, H, W), and ``SPACING`` and
-    ``CENTER`` as (dim0, dim1) arrays.
-
-    Args:
-        geometry: Ranges and probabilities (the same object sspcmr's batched pipeline uses).
-        keys: Image key, then optionally the label key.
-    """
-
-    def __init__(self, geometry: GeometryAugmentation, keys: KeysCollection = (K.IMAGE, K.LABEL)) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys=True)
-        RandomizableTransform.__init__(self, prob=1.0)
-        self.geometry = geometry
-        self._params = np.eye(3)
-
-    def randomize(self, data: Any = None) -> None:
-        """Draw rotation, scale, flips and translation; every draw is made whatever the probabilities."""
-        g, r = self.geometry, self.R
-        rotate, angle = r.rand() < g.rotation_prob, r.uniform(-g.rotation_range, g.rotation_range)
-        rescale, scale = r.rand() < g.scale_prob, r.uniform(*g.scale_range)
-        flip = np.where(r.rand(2) < g.flip_prob, -1.0, 1.0)
-        shift, tau = r.rand() < g.translation_prob, r.uniform(-g.translation_range, g.translation_range, 2)
-        angle, scale, tau = (angle if rotate else 0.0), (scale if rescale else 1.0), (tau if shift else np.zeros(2))
-        # R . S . T over normalised output coordinates (x = dim1, y = dim0): p_in = R S (p + t).
-        a = np.deg2rad(angle)
-        rot = np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
-        s = scale * flip
-        st = np.diag([s[0], s[1], 1.0])
-        st[:2, 2] = s * 2.0 * tau / g.output_size
-        self._params = rot @ st
-
-    def theta(self, size: tuple[int, int], spacing: np.ndarray, center: np.ndarray | None) -> np.ndarray:
-        """The (2, 3) ``affine_grid`` matrix: output -> native normalised coordinates."""
-        g = self.geometry
-        n_xy = np.array([size[1], size[0]], dtype=np.float64)
-        # Field of view S * spacing_out over the native extent N * spacing_in, per axis.
-        d_xy = g.output_spacing * g.output_size / (np.asarray(spacing, np.float64)[::-1] * n_xy)
-        theta = self._params[:2] * d_xy[:, None]
-        if g.centring == "gt":
-            c_xy = np.asarray(center, np.float64)[::-1]
-            if g.centre_convention == "reference":
-                theta[:, 2] += 2.0 * c_xy / (n_xy - 1.0) - 1.0
-            else:
-                theta[:, 2] += (2.0 * c_xy + 1.0) / n_xy - 1.0
-        return theta
-
-    def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
-        d = dict(data)
-        self.randomize()
-        image = torch.as_tensor(d[K.IMAGE])
-        theta = torch.from_numpy(self.theta(tuple(image.shape[-2:]), d[K.SPACING], d.get(K.CENTER))).float()
-        s = self.geometry.output_size
-        grid = F.affine_grid(theta[None], [1, 1, s, s], align_corners=False)
-        d[K.IMAGE] = F.grid_sample(image[None], grid, mode="bicubic", padding_mode="zeros", align_corners=False)[0]
-        if K.LABEL in d:
-            label = torch.as_tensor(d[K.LABEL]).float()[None]
-            d[K.LABEL] = F.grid_sample(label, grid, mode="nearest", padding_mode="zeros", align_corners=False)[0]
-        return d
-
-
-class Standardised(MapTransform):
-    """(x - mean) / std with the subject statistics carried in the sample (``MEAN``, ``STD``)."""
-
-    def __init__(self, keys: KeysCollection = K.IMAGE) -> None:
-        super().__init__(keys)
-
-    def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = (d[key] - float(d[K.MEAN])) / float(d[K.STD])
-        return d
-
-
-class RandSolarized(RandomizableTransform, MapTransform):
-    """DINO solarisation (MONAI has none): with probability ``prob``, pixels above ``threshold`` become
-    ``max - x``, where ``max`` is the standardised subject maximum, as in sspcmr."""
-
-    def __init__(self, keys: KeysCollection, prob: float, threshold: float) -> None:
-        MapTransform.__init__(self, keys)
-        RandomizableTransform.__init__(self, prob=prob)
-        self.threshold = threshold
-
-    def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
-        d = dict(data)
-        self.randomize(None)
-        if not self._do_transform:
-            return d
-        top = (float(d[K.MAX]) - float(d[K.MEAN])) / float(d[K.STD])
-        for key in self.key_iterator(d):
-            d[key] = torch.where(d[key] > self.threshold, top - d[key], d[key])
-        return d
-
-
-def reference_view(spec: ViewSpec, with_labels: bool) -> Compose:
-    """The per-sample MONAI pipeline of one view kind, with the parameters of an sspcmr ``ViewSpec``."""
-    i: IntensityAugmentation = spec.intensity
-    if i.scale_convention != "monai":
-        raise ValueError("RandScaleIntensityd multiplies by (1 + f); only scale_convention='monai' matches it")
-    steps: list[Any] = [ReferenceResampled(spec.geometry), Standardised()]
-    # Transforms with probability 0 are left out, as the reference's evaluation pipeline has none of them.
-    if i.noise_prob > 0:
-        steps.append(RandGaussianNoised(K.IMAGE, prob=i.noise_prob, std=i.noise_std, sample_std=True))
-    if i.smooth_prob > 0:
-        steps.append(RandGaussianSmoothd(K.IMAGE, sigma_x=i.smooth_sigma, sigma_y=i.smooth_sigma, prob=i.smooth_prob))
-    if i.scale_prob > 0:
-        steps.append(RandScaleIntensityd(K.IMAGE, factors=i.scale_range, prob=i.scale_prob))
-    if i.shift_prob > 0:
-        steps.append(RandShiftIntensityd(K.IMAGE, offsets=i.shift_range, prob=i.shift_prob))
-    if i.gamma_prob > 0:
-        steps.append(RandAdjustContrastd(K.IMAGE, gamma=i.gamma_range, prob=i.gamma_prob))
-    if i.solarize_prob > 0:
-        steps.append(RandSolarized(K.IMAGE, prob=i.solarize_prob, threshold=i.solarize_threshold))
-    if with_labels:
-        steps.append(AsDiscreted(K.LABEL, to_onehot=NUM_CLASSES))
-    return Compose(steps)
-
-
-class ReferenceSliceDataset(Dataset):
-    """Per-sample dataset over the prepared store: reads one native slice and runs every view's pipeline.
-
-    Items are ``{IMAGE (1, S, S), LABEL (4, S, S)}`` for a single-view recipe and ``{VIEWS: [...]}``
-    otherwise; every view is already its output size, so torch's default collate stacks them.
-
-    Args:
-        prepared: The prepared data set (the same memory maps sspcmr reads).
-        rows: Rows of the slice index to serve.
-        augmenter: The sspcmr recipe whose views are replicated per sample.
-        with_labels: Read, resample and one-hot the label.
-        seed: Seed of the transforms' random states (each loader worker reseeds from its own seed).
-    """
-
-    def __init__(
-        self, prepared: PreparedDataset, rows: pd.DataFrame, augmenter: Augmenter, with_labels: bool, seed: int = 0
-    ) -> None:
-        self.prepared, self.with_labels = prepared, with_labels
-        self.rows = rows.reset_index(drop=True)
-        self._index = self.rows[["subject_index", "slice", "frame", "label_index"]].to_numpy(np.int64)
-        table = prepared.subjects
-        self._spacing = table[["spacing_0", "spacing_1"]].to_numpy(np.float32)
-        self._center = table[["gt_center_0", "gt_center_1"]].to_numpy(np.float32)
-        self._stats = table[["min", "mean", "std", "max"]].to_numpy(np.float64)
-        self.single = augmenter.single_view
-        self.pipelines = [reference_view(spec, with_labels) for spec in augmenter.views for _ in range(spec.count)]
-        self.reseed(seed)
-
-    def reseed(self, seed: int) -> None:
-        """Give every view pipeline its own stream derived from ``seed``."""
-        for k, pipeline in enumerate(self.pipelines):
-            pipeline.set_random_state(seed=(seed + 7919 * k) % 2**32)
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        s, z, t, label_index = (int(v) for v in self._index[i])
-        low, mean, std, high = self._stats[s]
-        sample: dict[str, Any] = {
-            # Minimum-shifted like sspcmr's SliceDataset, so the zero padding is the subject minimum.
-            K.IMAGE: (np.asarray(self.prepared.image(s)[t, z], dtype=np.float32) - np.float32(low))[None],
-            K.SPACING: self._spacing[s], K.CENTER: self._center[s], K.MEAN: mean, K.STD: std, K.MAX: high,
-        }
-        if self.with_labels:
-            sample[K.LABEL] = np.asarray(self.prepared.labels(s)[label_index, z], dtype=np.int64)[None]
-        views = [pipeline(sample) for pipeline in self.pipelines]
-        if self.single:
-            out = {K.IMAGE: views[0][K.IMAGE]}
-            if self.with_labels:
-                out[K.LABEL] = views[0][K.LABEL]
-            return out
-        return {K.VIEWS: [view[K.IMAGE] for view in views]}
-
-
-def _reseed_worker(worker_id: int) -> None:
-    # Forked workers inherit identical RandomStates; without reseeding they would repeat each other's draws.
-    info = get_worker_info()
-    info.dataset.reseed(info.seed % 2**32)
 
 
 # -- measurement -------------------------------------------------------------------------------------------
@@ -364,11 +162,30 @@ def sspcmr_pipeline(setup: Setup, device: torch.device) -> Pipeline:
 def monai_pipeline(setup: Setup, args: argparse.Namespace) -> Pipeline:
     """The reference's per-sample loader on the CPU; the batch arrives augmented, so the step does nothing."""
     dataset = ReferenceSliceDataset(
-        setup.module.prepared, setup.module.datasets["train"].rows, setup.augmenter, setup.with_labels, args.seed
+        setup.module.prepared, setup.module.datasets["train"].rows, setup.augmenter, setup.with_labels, args.seed,
+        fidelity=args.reference_fidelity, slice_files=SliceFiles(slice_directory(args)),
     )
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=args.workers,
-                        persistent_workers=args.workers > 0, worker_init_fn=_reseed_worker)
+                        persistent_workers=args.workers > 0, worker_init_fn=reseed_worker)
     return Pipeline(cycle(loader), lambda batch: batch, torch.device("cpu"))
+
+
+def slice_directory(args: argparse.Namespace) -> Path:
+    """Where the faithful reference pipeline keeps its per-sample files: ``--slice-dir``, or a folder in the
+    temporary directory named after the prepared folder (written once, reused by later runs)."""
+    if args.slice_dir is not None:
+        return Path(args.slice_dir)
+    key = hashlib.sha256(str(Path(args.prepared).resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"sspcmr-reference-slices-{key}"
+
+
+def profile_mode(setup: Setup, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """Profiles of both pipelines of a mode (after the usual warm-up)."""
+    out = {}
+    for name, pipeline in (("sspcmr", sspcmr_pipeline(setup, device)), ("monai", monai_pipeline(setup, args))):
+        pipeline.warm(args.warmup)
+        out[name] = profile_pipeline(pipeline, args.profile_batches)
+    return out
 
 
 def combine(rounds: list[dict[str, float]], batch_size: int, views_per_slice: int) -> dict[str, Any]:
@@ -413,93 +230,6 @@ def benchmark_mode(setup: Setup, args: argparse.Namespace, device: torch.device)
     return out
 
 
-def _profiled_name(file: str, name: str, own_share: float) -> str | None:
-    """A short name for a profiled function worth listing, or None to leave it out."""
-    path = file.replace(os.sep, "/")
-    for marker in ("sspcmr/", "monai/transforms/"):
-        if marker in path:
-            return f"{marker if marker != 'sspcmr/' else ''}{path.split(marker)[-1]}:{name}"
-    if path.endswith("benchmarks/loader.py"):
-        return f"loader.py:{name}"
-    if file == "~" and own_share > 0.01:  # heavy C functions (torch kernels) by their own time
-        return name
-    return None
-
-
-def profile_pipeline(pipeline: Pipeline, count: int) -> dict[str, Any]:
-    """Milliseconds per batch by Python function (cProfile) and by torch op (torch.profiler, self CPU time).
-
-    Only the main process is seen, so profile with ``--workers 0``.
-    """
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for _ in range(count):
-        pipeline.step(next(pipeline.batches))
-        synchronise(pipeline.device)
-    profiler.disable()
-    stats = pstats.Stats(profiler).stats  # {(file, line, function): (calls, primitive, tottime, cumtime, callers)}
-    total = sum(entry[2] for entry in stats.values())
-    functions = []
-    for (file, _, name), (_, calls, own, cumulative, _) in stats.items():
-        label = _profiled_name(file, name, own / total)
-        if label is not None:
-            functions.append({"function": label, "calls_per_batch": calls / count,
-                              "cumulative_ms": 1000.0 * cumulative / count, "own_ms": 1000.0 * own / count})
-    functions.sort(key=lambda f: -f["cumulative_ms"])
-    # cProfile names the Python function; torch.profiler names the kernels underneath.
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        for _ in range(count):
-            pipeline.step(next(pipeline.batches))
-            synchronise(pipeline.device)
-    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:10]
-    ops = [{"op": e.key, "calls_per_batch": e.count / count, "self_ms": e.self_cpu_time_total / 1000.0 / count}
-           for e in events]  # self_cpu_time_total is in microseconds
-    return {"batches": count, "total_ms_per_batch": 1000.0 * total / count, "functions": functions, "ops": ops}
-
-
-def profile_mode(setup: Setup, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    """Profiles of both pipelines of a mode (after the usual warm-up)."""
-    out = {}
-    for name, pipeline in (("sspcmr", sspcmr_pipeline(setup, device)), ("monai", monai_pipeline(setup, args))):
-        pipeline.warm(args.warmup)
-        out[name] = profile_pipeline(pipeline, args.profile_batches)
-    return out
-
-
-def augment_128(device: torch.device, repeats: int, threads: int) -> dict[str, float]:
-    """Augmentation alone (segment recipe) of 128 native 224 x 224 slices with labels, to 256 x 256."""
-    gen = torch.Generator().manual_seed(0)
-    b, n = 128, 224
-    batch = {
-        K.IMAGE: torch.rand(b, 1, n, n, generator=gen).mul(800.0).to(device),
-        K.LABEL: torch.randint(0, NUM_CLASSES, (b, 1, n, n), generator=gen).to(device),
-        K.SIZE: torch.full((b, 2), n, dtype=torch.int64, device=device),
-        K.SPACING: torch.full((b, 2), 1.4, device=device),
-        K.CENTER: torch.full((b, 2), n / 2.0, device=device),
-        K.MEAN: torch.full((b,), 200.0, device=device),
-        K.STD: torch.full((b,), 150.0, device=device),
-        K.MAX: torch.full((b,), 800.0, device=device),
-    }
-    augmenter = presets.segmentation_train()
-    times = []
-    for k in range(repeats + 3):  # three untimed calls warm up kernels and allocators
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            augmenter(batch, gen)
-            end.record()
-            torch.cuda.synchronize(device)
-            elapsed = start.elapsed_time(end)
-        else:
-            t0 = time.perf_counter()
-            augmenter(batch, gen)
-            elapsed = 1000.0 * (time.perf_counter() - t0)
-        if k >= 3:
-            times.append(elapsed)
-    return {"device": str(device), "threads": threads, "repeats": repeats, "median_ms": statistics.median(times),
-            "min_ms": min(times), "max_ms": max(times)}
-
-
 def machine(device: torch.device) -> dict[str, Any]:
     """What ran the benchmark."""
     cpu = platform.processor() or "unknown"
@@ -523,7 +253,8 @@ def machine(device: torch.device) -> dict[str, Any]:
 def print_table(results: dict[str, Any], args: argparse.Namespace) -> None:
     rounds = f" in {args.rounds} alternating rounds" if args.workers == 0 else ""
     print(f"\n{args.batch_size} slices/batch, {args.batches} timed batches{rounds} after {args.warmup} warm-up, "
-          f"threads={args.threads}, workers={args.workers}, sspcmr on {args.device}, MONAI on cpu")
+          f"threads={args.threads}, workers={args.workers}, sspcmr on {args.device}, MONAI on cpu "
+          f"(reference fidelity: {args.reference_fidelity})")
     header = (f"{'mode':9s} {'views':>5s} | {'sspcmr sl/s':>11s} {'views/s':>9s} {'load %':>6s} | "
               f"{'MONAI sl/s':>10s} {'views/s':>9s} | {'speed-up':>8s}")
     print(header)
@@ -560,6 +291,13 @@ def main() -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where sspcmr augments")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads of the main process")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reference-fidelity", choices=FIDELITIES, default="faithful",
+                        help="the per-sample baseline: 'faithful' reads one file per sample and deep-copies the sample "
+                             "dict before every transform, as the reference's pipeline does; 'standin' reads the "
+                             "memory maps and copies shallowly (about 2x faster than the reference's own)")
+    parser.add_argument("--slice-dir", default=None,
+                        help="folder of the faithful baseline's per-sample files (default: one in the temporary "
+                             "directory per prepared folder)")
     parser.add_argument("--aug-repeats", type=int, default=None,
                         help="timed calls for the 128-slice figure (default 50 on CUDA, 10 on CPU)")
     parser.add_argument("--profile", action="store_true", help="add a cProfile breakdown of the sspcmr pipeline")
@@ -582,7 +320,7 @@ def main() -> None:
     devices = [device] if device.type == "cpu" else [device, torch.device("cpu")]
     for d in devices:
         repeats = args.aug_repeats or (50 if d.type == "cuda" else 10)
-        results["augment_128"].append(augment_128(d, repeats, args.threads))
+        results["augment_128"].append(time_augmentation(d, repeats, args.threads))
     if args.profile:
         results["profile"] = {mode: profile_mode(setup, args, device) for mode, setup in setups.items()}
     print_table(results, args)

@@ -62,6 +62,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+import lightning as L
 import torch
 
 from sspcmr.data import keys as K
@@ -116,6 +117,12 @@ def build_module(name: str, size: str, device: torch.device) -> tuple[Pretrainin
     px = SIZES[size]  # the grid the method's own recipe resamples to
     module = METHODS[name](channels=channels, probe=False, output_size=px, output_spacing=1.25 * 256 / px,
                            **OPTIONS[size][name]).to(device)
+    return module, attach_bench_trainer(module)
+
+
+def attach_bench_trainer(module: L.LightningModule) -> torch.optim.Optimizer:
+    """Put ``module`` in training mode on a ``_BenchTrainer`` (logging and collapse monitors off), run its
+    ``on_train_start`` and return its optimiser (``configure_optimizers``; any scheduler is not stepped)."""
     module.train()
     trainer = _BenchTrainer()
     module._trainer = trainer  # noqa: SLF001 - the stand-in trainer (see the module docstring)
@@ -126,7 +133,8 @@ def build_module(name: str, size: str, device: torch.device) -> tuple[Pretrainin
     optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
     trainer.optimizers = [optimizer]
     module.on_train_start()  # DINO: its per-step schedules over EPOCHS x ITERATIONS_PER_EPOCH
-    return module, optimizer
+    module.on_train_epoch_start()  # Segmentation: (un)freezes the encoder for the epoch
+    return optimizer
 
 
 def view_sizes(recipe: Augmenter) -> list[int]:
@@ -164,12 +172,39 @@ def synthetic_native(batch: int, px: int, device: torch.device) -> dict:
     }
 
 
-def _autocast(device: torch.device, precision: str):
+def autocast(device: torch.device, precision: str):
+    """The autocast context of a Lightning precision (``32``, ``16-mixed``, ``bf16-mixed``)."""
     if precision == "16-mixed":
         return torch.autocast(device.type, dtype=torch.float16)
     if precision == "bf16-mixed":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
+
+
+def optimiser_step(module: L.LightningModule, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                   batch: dict, step: int, precision: str) -> torch.Tensor:
+    """One automatic-optimisation step in Lightning's hook order (see the module docstring); returns the loss.
+
+    Args:
+        module: A module attached by :func:`attach_bench_trainer`.
+        optimizer: Its optimiser.
+        scaler: The ``GradScaler`` (enabled for ``16-mixed`` only, as Lightning's).
+        batch: The augmented batch on the module's device.
+        step: The batch index.
+        precision: ``32``, ``16-mixed`` or ``bf16-mixed``.
+    """
+    device = next(module.parameters()).device
+    module.on_train_batch_start(batch, step)
+    with autocast(device, precision):
+        loss = module.training_step(batch, step)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    module.on_after_backward()
+    scaler.step(optimizer)
+    scaler.update()
+    module.on_train_batch_end(loss, batch, step)
+    module.trainer.global_step += 1
+    return loss
 
 
 def measure(name: str, size: str, batch: int, device: torch.device, precision: str, steps: int, warmup: int,
@@ -180,7 +215,6 @@ def measure(name: str, size: str, batch: int, device: torch.device, precision: s
         torch.cuda.reset_peak_memory_stats(device)
     torch.manual_seed(0)
     module, optimizer = build_module(name, size, device)
-    trainer: _BenchTrainer = module._trainer  # noqa: SLF001
     recipe = module.train_augmentation()  # the method's own views
     views = synthetic_views(recipe, batch, device)
     native = synthetic_native(batch, px, device) if with_augmentation else None
@@ -195,16 +229,7 @@ def measure(name: str, size: str, batch: int, device: torch.device, precision: s
             aug_time = time.perf_counter() - start
         _sync(device)
         start = time.perf_counter()
-        module.on_train_batch_start(views, step)
-        with _autocast(device, precision):
-            loss = module.training_step(views, step)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        module.on_after_backward()
-        scaler.step(optimizer)
-        scaler.update()
-        module.on_train_batch_end(loss, views, step)
-        trainer.global_step += 1
+        loss = optimiser_step(module, optimizer, scaler, views, step, precision)
         _sync(device)
         if step >= warmup:
             step_times.append(time.perf_counter() - start)

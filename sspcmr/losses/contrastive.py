@@ -7,7 +7,7 @@ frame or view. With z = L2-normalised embeddings, T the temperature and p the re
 
     s_ij = z_i · z_j / T
     d_ij = |p_i − p_j|                      (cyclic: d_ij → 1 − d_ij where d_ij > 0.5)
-    P(i) = {j ≠ i : d_ij < threshold}
+    P(i) = {j ≠ i : d_ij < threshold}          (d_ij computed and compared in float32, see ``boundary``)
     l_i  = −(1/|P(i)|) Σ_{j∈P(i)} [ s_ij − log Σ_{k≠i} exp(s_ik) ]
     loss = mean of l_i over the anchors with |P(i)| > 0      (0 when no anchor has a positive)
 
@@ -20,6 +20,8 @@ SimCLR itself uses lightly's ``NTXentLoss(temperature=0.1, gather_distributed=Tr
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -28,12 +30,13 @@ from torch import Tensor, nn
 
 __all__ = ["PositionalContrastiveLoss"]
 
-# Relative positions are float32 values ``slice / n_slices``; pairs that are exactly ``threshold`` apart in exact
-# arithmetic (e.g. adjacent slices of a 10-slice stack at threshold 0.1) would otherwise be positive or not
-# depending on float rounding (0.7f − 0.6f < 0.1f but 0.3f − 0.2f > 0.1f). Shrinking the threshold by far more
-# than the float32 rounding of differences of values in [0, 1] (~1e-7) makes such pairs consistently negative,
-# as the strict inequality says.
+# Relative positions are float32 values ``slice / n_slices``; in the reference's plain float32 comparison pairs
+# that are exactly ``threshold`` apart in exact arithmetic (e.g. adjacent slices of a 10-slice stack at 0.1) are
+# positive or not depending on float rounding (0.7f − 0.6f < 0.1f but 0.3f − 0.2f > 0.1f). ``boundary="exact"``
+# shrinks the threshold by far more than the float32 rounding of differences of values in [0, 1] (~1e-7), which
+# makes such pairs consistently negative, as the strict inequality says in exact arithmetic.
 _BOUNDARY_TOLERANCE = 1e-6
+BOUNDARIES = ("reference", "exact")
 
 
 class PositionalContrastiveLoss(nn.Module):
@@ -53,8 +56,13 @@ class PositionalContrastiveLoss(nn.Module):
 
     Args:
         temperature: Softmax temperature T (reference 0.1).
-        threshold: Positions closer than this (strictly) are positives (reference 0.1). Pairs exactly
-            ``threshold`` apart up to float rounding (±1e-6) are negatives.
+        threshold: Positions closer than this (strictly) are positives (reference 0.1).
+        boundary: How pairs exactly ``threshold`` apart in exact arithmetic are decided
+            (docs/reference.md#quirk-pcl-boundary). ``reference``: the reference's plain float32 comparison
+            ``|p_i − p_j| < threshold``, so float rounding makes some of them positive (4 of the 9 adjacent
+            pairs of a 10-slice stack at 0.1). ``exact``: the threshold shrinks by 1e-6, so all of them are
+            negatives. Either way positions are cast to float32 and subtracted there, whatever their dtype or
+            the autocast, and the threshold is compared as float32 (PyTorch casts the Python scalar).
         cyclic: Treat positions as cyclic on [0, 1): a distance d > 0.5 counts as 1 − d (reference False).
         gather_distributed: Under an initialised process group with world size > 1, contrast against the
             embeddings and positions of every rank (reference True). Every rank must then pass the same
@@ -68,37 +76,53 @@ class PositionalContrastiveLoss(nn.Module):
     """
 
     def __init__(self, temperature: float = 0.1, threshold: float = 0.1, cyclic: bool = False,
-                 gather_distributed: bool = True, equal_rows: bool = False, check_positives: bool = False) -> None:
+                 gather_distributed: bool = True, equal_rows: bool = False, check_positives: bool = False,
+                 boundary: Literal["reference", "exact"] = "reference") -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0; got {temperature}")
         if threshold <= 0:
             raise ValueError(f"threshold must be > 0; got {threshold}")
+        if boundary not in BOUNDARIES:
+            raise ValueError(f"boundary must be one of {', '.join(BOUNDARIES)}; got {boundary!r}")
         self.temperature = temperature
         self.threshold = threshold
+        self.boundary = boundary
         self.cyclic = cyclic
         self.gather_distributed = gather_distributed
         self.equal_rows = equal_rows
         self.check_positives = check_positives
 
     def extra_repr(self) -> str:
-        return (f"temperature={self.temperature}, threshold={self.threshold}, cyclic={self.cyclic}, "
-                f"gather_distributed={self.gather_distributed}, equal_rows={self.equal_rows}, "
+        return (f"temperature={self.temperature}, threshold={self.threshold}, boundary={self.boundary!r}, "
+                f"cyclic={self.cyclic}, gather_distributed={self.gather_distributed}, equal_rows={self.equal_rows}, "
                 f"check_positives={self.check_positives}")
 
     def positive_mask(self, positions: Tensor, others: Tensor) -> Tensor:
-        """(N, M) bool: ``others[j]`` is closer than the threshold to ``positions[i]`` (self pairs included)."""
-        distance = (positions[:, None] - others[None, :]).abs()
-        if self.cyclic:
-            distance = torch.where(distance > 0.5, 1.0 - distance, distance)
-        return distance < self.threshold - _BOUNDARY_TOLERANCE
+        """(N, M) bool: ``others[j]`` is closer than the threshold to ``positions[i]`` (self pairs included).
+
+        Args:
+            positions: (N,) relative positions, any float dtype; cast to float32 first.
+            others: (M,) relative positions, any float dtype; cast to float32 first.
+        """
+        # Which boundary pairs are positive depends on the dtype of the subtraction (float64 makes 5 of the 9
+        # adjacent pairs of a 10-slice stack positive, float32 4): fix it to the reference's float32, also
+        # under an autocast (which leaves subtraction alone, but disabling it costs nothing and says so).
+        with torch.autocast(device_type=positions.device.type, enabled=False):
+            distance = (positions.float()[:, None] - others.float()[None, :]).abs()
+            if self.cyclic:
+                distance = torch.where(distance > 0.5, 1.0 - distance, distance)
+            if self.boundary == "exact":
+                return distance < self.threshold - _BOUNDARY_TOLERANCE
+            return distance < self.threshold  # the Python scalar is cast to float32, as in the reference
 
     def forward(self, embeddings: Tensor, positions: Tensor) -> Tensor:
         """The loss of this rank's rows.
 
         Args:
             embeddings: (N, D) embeddings, any float dtype; the loss is computed in float32.
-            positions: (N,) relative slice positions in [0, 1].
+            positions: (N,) relative slice positions in [0, 1], any float dtype: cast to float32 (the
+                reference's dtype, which decides the pairs exactly ``threshold`` apart; see ``boundary``).
 
         Returns:
             Scalar float32 loss.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from lightly.loss import NTXentLoss
@@ -33,7 +34,12 @@ def ntxent_reference(view0: torch.Tensor, view1: torch.Tensor, temperature: floa
 
 def pcl_reference(embeddings: torch.Tensor, positions: list[float], temperature: float, threshold: float,
                   cyclic: bool = False) -> float:
-    """PCL from its formula, with loops in float64; anchors without positives are left out of the mean."""
+    """PCL from its formula, with loops in float64; anchors without positives are left out of the mean.
+
+    Positives are decided as the reference does (``boundary="reference"``): |p_i − p_j| (and 1 − d when cyclic)
+    computed in float32 and compared with the threshold in float32.
+    """
+    p32 = np.asarray(positions, dtype=np.float32)
     z = embeddings.double()
     z = z / z.norm(dim=1, keepdim=True)
     n = z.shape[0]
@@ -43,10 +49,11 @@ def pcl_reference(embeddings: torch.Tensor, positions: list[float], temperature:
         log_denominator = math.log(sum(math.exp(sims[k]) for k in range(n) if k != i))
         positives = []
         for j in range(n):
-            d = abs(positions[i] - positions[j])
+            d = np.abs(p32[i] - p32[j])
             if cyclic and d > 0.5:
-                d = 1 - d
-            if j != i and d < threshold:
+                d = np.float32(1) - d
+            assert d.dtype == np.float32
+            if j != i and d < np.float32(threshold):
                 positives.append(j)
         if positives:
             losses.append(-sum(sims[j] - log_denominator for j in positives) / len(positives))
@@ -109,18 +116,79 @@ def test_pcl_reduces_to_ntxent_when_only_the_two_views_are_close(batch: int, dim
     assert pcl.item() == pytest.approx(NTXentLoss(temperature=0.1)(view0, view1).item(), rel=1e-5, abs=1e-6)
 
 
-def test_slices_exactly_a_threshold_apart_are_negatives_despite_rounding() -> None:
-    # A 10-slice stack at threshold 0.1: in float32, 0.7 − 0.6 < 0.1 but 0.3 − 0.2 > 0.1. Exact arithmetic says
-    # no neighbour is a positive, so with two views per slice PCL is exactly NT-Xent.
+def stack_positions(n: int) -> torch.Tensor:
+    """Relative positions slice / n of an n-slice stack, in float32 as the data sets give them."""
+    return torch.arange(n, dtype=torch.float32) / n
+
+
+# (slices, offset k, positive pairs of slices k apart under "reference", under "exact"): pairs exactly 0.1 apart
+# (k/n = 0.1) are positive or not by float32 rounding in the reference; 0.05 apart they always are.
+BOUNDARY_COUNTS = [(10, 1, 4, 0), (20, 2, 9, 0), (20, 1, 19, 19)]
+
+
+@pytest.mark.parametrize(("n", "k", "reference", "exact"), BOUNDARY_COUNTS)
+def test_pairs_a_threshold_apart_follow_the_boundary_option(n: int, k: int, reference: int, exact: int) -> None:
+    positions = stack_positions(n)
+    for boundary, expected in (("reference", reference), ("exact", exact)):
+        mask = PositionalContrastiveLoss(threshold=0.1, boundary=boundary).positive_mask(positions, positions)
+        assert int(mask.diagonal(k).sum()) == expected, boundary
+        assert torch.equal(mask, mask.T)
+
+
+def test_reference_boundary_pairs_are_the_float32_ones() -> None:
+    # Golden: 0.4f − 0.3f, 0.5f − 0.4f, 0.7f − 0.6f and 0.9f − 0.8f round below 0.1f, the other five do not.
+    positions = stack_positions(10)
+    mask = PositionalContrastiveLoss(threshold=0.1).positive_mask(positions, positions)
+    assert mask.diagonal(1).nonzero().view(-1).tolist() == [3, 4, 6, 8]
+    assert not mask.diagonal(2).any()
+    # Positions computed in float64 would make 5 adjacent pairs positive in float64: the mask casts them to
+    # float32 first (also under an autocast), so the dtype the caller passes does not change the positives.
+    positions64 = torch.arange(10, dtype=torch.float64) / 10
+    assert int(((positions64[1:] - positions64[:-1]) < 0.1).sum()) == 5
+    assert torch.equal(PositionalContrastiveLoss().positive_mask(positions64, positions64), mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(PositionalContrastiveLoss().positive_mask(positions64, positions), mask)
+
+
+def test_reference_boundary_loss_equals_the_naive_float32_reference() -> None:
+    # A 10-slice stack, two views per slice: the rounded-in neighbours join the positives, so the loss is no longer
+    # NT-Xent, and it matches the naive reference's float32 comparison, whatever dtype the positions come in.
     generator = torch.Generator().manual_seed(3)
     view0 = torch.randn(10, 16, generator=generator)
     view1 = view0 + torch.randn(10, 16, generator=generator)
-    positions = (torch.arange(10) / 10).float()
-    criterion = PositionalContrastiveLoss(temperature=0.1, threshold=0.1)
+    embeddings, positions = torch.cat([view0, view1]), stack_positions(10).repeat(2)
+    expected = pcl_reference(embeddings, positions.tolist(), 0.1, 0.1)
+    criterion = PositionalContrastiveLoss(temperature=0.1, threshold=0.1, boundary="reference")
+    assert criterion(embeddings, positions).item() == pytest.approx(expected, rel=1e-5)
+    positions64 = (torch.arange(10, dtype=torch.float64) / 10).repeat(2)  # float64 alone: 5 neighbours positive
+    assert criterion(embeddings.double(), positions64).item() == pytest.approx(expected, rel=1e-5)
+    ntxent = NTXentLoss(temperature=0.1)(view0, view1).item()
+    assert expected != pytest.approx(ntxent, rel=1e-3)
+
+
+def test_exact_boundary_makes_slices_a_threshold_apart_negatives() -> None:
+    # Exact arithmetic says no neighbour of a 10-slice stack is a positive at 0.1, so with two views per slice
+    # PCL under boundary="exact" is exactly NT-Xent.
+    generator = torch.Generator().manual_seed(3)
+    view0 = torch.randn(10, 16, generator=generator)
+    view1 = view0 + torch.randn(10, 16, generator=generator)
+    positions = stack_positions(10)
+    criterion = PositionalContrastiveLoss(temperature=0.1, threshold=0.1, boundary="exact")
     pcl = criterion(torch.cat([view0, view1]), positions.repeat(2))
     assert pcl.item() == pytest.approx(NTXentLoss(temperature=0.1)(view0, view1).item(), rel=1e-5, abs=1e-6)
     mask = criterion.positive_mask(positions, positions)
     assert torch.equal(mask, torch.eye(10, dtype=torch.bool))
+
+
+def test_pcl_method_passes_the_boundary_to_its_criteria() -> None:
+    from sspcmr.methods import PCL
+
+    assert PCL(channels=[8, 16]).criterion.boundary == "reference"
+    model = PCL(channels=[8, 16], boundary="exact")
+    assert model.hparams.boundary == "exact"
+    assert model.criterion.boundary == model.val_criterion.boundary == "exact"
+    with pytest.raises(ValueError, match="boundary must be one of reference, exact"):
+        PCL(channels=[8, 16], boundary="float32")
 
 
 def test_anchors_without_positives_are_left_out() -> None:
@@ -197,3 +265,5 @@ def test_bad_shapes_and_arguments_raise() -> None:
         PositionalContrastiveLoss(temperature=0.0)
     with pytest.raises(ValueError, match="threshold"):
         PositionalContrastiveLoss(threshold=-0.1)
+    with pytest.raises(ValueError, match="boundary must be one of reference, exact; got 'strict'"):
+        PositionalContrastiveLoss(boundary="strict")

@@ -21,7 +21,7 @@ SAVED = {
              "num_views": 2, "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4},
     PCL: {"hidden_dim": 512, "projection_dim": 512, "temperature": 0.1, "gather_distributed": True,
           "num_views": 2, "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-5, "threshold": 0.1,
-          "cyclic": False},
+          "cyclic": False, "boundary": "reference"},
     DINO: {"hidden_dim": 2048, "bottleneck_dim": 256, "output_dim": 8192, "student_temperature": 0.1,
            "teacher_temperature": 0.04, "warmup_teacher_temperature": 0.02, "warmup_teacher_temperature_epochs": 30,
            "center_momentum": 0.9, "teacher_momentum": 0.996, "teacher_momentum_end": 1.0, "teacher_init": "student",

@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from lightly.utils import dist as lightly_dist
 from torch import Tensor, nn
 
+from sspcmr.losses.precision import autocast_off
+
 __all__ = ["PositionalContrastiveLoss"]
 
 # Relative positions are float32 values ``slice / n_slices``; in the reference's plain float32 comparison pairs
@@ -108,7 +110,7 @@ class PositionalContrastiveLoss(nn.Module):
         # Which boundary pairs are positive depends on the dtype of the subtraction (float64 makes 5 of the 9
         # adjacent pairs of a 10-slice stack positive, float32 4): fix it to the reference's float32, also
         # under an autocast (which leaves subtraction alone, but disabling it costs nothing and says so).
-        with torch.autocast(device_type=positions.device.type, enabled=False):
+        with autocast_off(positions.device):
             distance = (positions.float()[:, None] - others.float()[None, :]).abs()
             if self.cyclic:
                 distance = torch.where(distance > 0.5, 1.0 - distance, distance)
@@ -142,7 +144,7 @@ class PositionalContrastiveLoss(nn.Module):
         n = embeddings.shape[0]
         # Similarities of unit vectors divided by T = 0.1 reach ±10; fp16/bf16 would lose the small differences
         # the loss lives on, so normalise and exponentiate in float32 whatever the surrounding autocast.
-        with torch.autocast(device_type=device.type, enabled=False):
+        with autocast_off(device):
             z = F.normalize(embeddings.float(), dim=1)
             positions = positions.to(device=device, dtype=torch.float32)
             z_all, positions_all = self._gather(z, positions, world_size) if distributed else (z, positions)

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from lightly.utils import dist as lightly_dist
 from torch import Tensor, nn
 
+from sspcmr.losses.precision import autocast_off
+
 __all__ = ["NTXentLoss"]
 
 
@@ -67,7 +69,7 @@ class NTXentLoss(nn.Module):
         rank, world_size = lightly_dist.rank(), lightly_dist.world_size()  # (0, 1) without a process group
         distributed = self.gather_distributed and world_size > 1
         device, n = out0.device, out0.shape[0]
-        with torch.autocast(device_type=device.type, enabled=False):
+        with autocast_off(device):
             z0, z1 = F.normalize(out0.float(), dim=1), F.normalize(out1.float(), dim=1)
             if distributed:
                 z0_all, z1_all = torch.cat(lightly_dist.gather(z0), 0), torch.cat(lightly_dist.gather(z1), 0)

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sspcmr.losses.precision import autocast_off
 from sspcmr.transforms.host_to_device import host_to_device
 
 __all__ = ["DiceCELoss", "SegmentationLossOutput"]
@@ -190,7 +191,7 @@ class DiceCELoss(nn.Module):
         # operation is lowered again.
         dtype = torch.promote_types(logits.dtype, torch.float32)
         logits, target = logits.to(dtype), target.to(dtype)
-        with torch.autocast(device_type=logits.device.type, enabled=False):
+        with autocast_off(logits.device):
             # Probability-target cross-entropy, mean over batch and pixels, all classes
             # (docs/reference.md#segmentation-loss, CE).
             ce = F.cross_entropy(logits, target)

@@ -29,6 +29,7 @@ from lightly.models.utils import deactivate_requires_grad, update_momentum
 
 from sspcmr.checks import check_choice, check_int, check_number
 from sspcmr.data import keys as K
+from sspcmr.losses.precision import autocast_off
 from sspcmr.methods.base import Centring, ScaleConvention
 from sspcmr.methods.monitoring import mean_entropy
 from sspcmr.methods.optimisation import SGDWarmupCosine
@@ -214,7 +215,7 @@ class DINO(Pretraining):
         float32 whatever the autocast precision; updates the centre."""
         # The sharp teacher softmax (T = 0.04 over 8192 outputs) and the cross-entropy einsum need float32: the
         # outputs are cast and autocast is off, so lightly's operations are not lowered again.
-        with torch.autocast(device_type=self.device.type, enabled=False):
+        with autocast_off(self.device):
             return self.criterion([t.float() for t in teacher_out], [s.float() for s in student_out],
                                   epoch=self.current_epoch)
 

@@ -26,6 +26,12 @@ A study file is YAML::
       - {name: ed-only, train_phases: [ED], methods: [scratch, mim]}
       - {name: vendors-AB, vendors: A_B}
       - {name: no-augmentation, augmentation: false, methods: [scratch, mim]}
+    checkpoint: last                         # optional: last (default) | best | {pretraining: .., evaluation: ..}
+                                             # (a method may have its own: methods.<key>.checkpoint)
+
+A file may build on another: ``base: paper-table1.yaml`` (next to the file, or a shipped study's name) reads
+that file first and merges this one into it: mappings key by key, any other value (lists, scalars) replaced.
+Such a file names its own ``name`` and ``output_dir``, so two studies never share run folders.
 
 Overrides are LightningCLI arguments without the leading ``--``, as a flat mapping of dotted keys
 (``model.init_args.lr: 0.005``) or nested mappings; values are passed as JSON. Relative paths are taken
@@ -47,9 +53,11 @@ from sspcmr.data.splits import VENDOR_GROUPS
 from sspcmr.shipped_configs import resolve_config
 from sspcmr.study.spec import (
     ALL,
+    CHECKPOINTS,
     MAX_SEED,
     SCRATCH,
     TRANSFERS,
+    CheckpointChoice,
     MethodSpec,
     RecipeSpec,
     StudyConfig,
@@ -123,11 +131,23 @@ def _recipe(raw: Any, where: str) -> RecipeSpec:
     return RecipeSpec(resolve_config(str(raw["config"])), overrides)
 
 
-def _method(key: str, raw: Any, where: str) -> MethodSpec:
+def _checkpoint(value: Any, where: str, default: CheckpointChoice) -> CheckpointChoice:
+    """``last`` / ``best`` (both choices), or a mapping of ``pretraining`` and / or ``evaluation`` (the others
+    from ``default``)."""
+    chosen = {"pretraining": value, "evaluation": value} if isinstance(value, str) else value
+    if not isinstance(chosen, Mapping) or not chosen or set(chosen) - {"pretraining", "evaluation"} \
+            or any(chosen[key] not in CHECKPOINTS for key in chosen):
+        raise StudyConfigError(f"{where} must be one of {list(CHECKPOINTS)} or a mapping of pretraining and / or "
+                               f"evaluation to one of them; got {value!r}")
+    return CheckpointChoice(**{"pretraining": default.pretraining, "evaluation": default.evaluation, **chosen})
+
+
+def _method(key: str, raw: Any, where: str, study_checkpoint: CheckpointChoice) -> MethodSpec:
     raw = _mapping(raw, where)
     if not _KEY.match(key) or key == SCRATCH:
         raise StudyConfigError(f"{where}: method keys are lower-case names other than 'scratch'; got {key!r}")
-    unknown = set(raw) - {"label", "config", "transfer", "overrides", "finetune_overrides", "pretraining"}
+    unknown = set(raw) - {"label", "config", "transfer", "overrides", "finetune_overrides", "pretraining",
+                          "checkpoint"}
     if unknown:
         raise StudyConfigError(f"{where}: unknown keys {sorted(unknown)}")
     if "pretraining" in raw:
@@ -145,7 +165,9 @@ def _method(key: str, raw: Any, where: str) -> MethodSpec:
                       overrides=flatten_overrides(_mapping(raw.get("overrides"), f"{where}.overrides")),
                       finetune_overrides=flatten_overrides(_mapping(raw.get("finetune_overrides"),
                                                                     f"{where}.finetune_overrides")),
-                      pretraining=str(raw["pretraining"]) if "pretraining" in raw else None)
+                      pretraining=str(raw["pretraining"]) if "pretraining" in raw else None,
+                      checkpoint=_checkpoint(raw["checkpoint"], f"{where}.checkpoint", study_checkpoint)
+                      if raw.get("checkpoint") is not None else None)
 
 
 def _variant(raw: Any, where: str, methods: tuple[str, ...], seeds: tuple[int, ...]) -> VariantSpec:
@@ -187,7 +209,7 @@ def _variant(raw: Any, where: str, methods: tuple[str, ...], seeds: tuple[int, .
 
 
 _KNOWN = {"name", "output_dir", "data", "seeds", "subsets", "eval_phases", "pretrain_seed", "common", "scratch",
-          "finetune", "methods", "variants", "learning_rates", "subset_overrides"}
+          "finetune", "methods", "variants", "learning_rates", "subset_overrides", "checkpoint", "base"}
 
 
 def _data(raw: Mapping[str, Any], where: str) -> dict:
@@ -201,9 +223,9 @@ def _data(raw: Mapping[str, Any], where: str) -> dict:
     return data
 
 
-def _methods(raw: Mapping[str, Any], where: str) -> dict[str, MethodSpec]:
+def _methods(raw: Mapping[str, Any], where: str, checkpoint: CheckpointChoice) -> dict[str, MethodSpec]:
     """The pretraining methods; one fine-tuning another's pretraining must name a method that pretrains."""
-    methods = {key: _method(key, spec, f"{where}: methods.{key}")
+    methods = {key: _method(key, spec, f"{where}: methods.{key}", checkpoint)
                for key, spec in _mapping(raw.get("methods"), f"{where}: methods").items()}
     for key, spec in methods.items():
         source = methods.get(spec.pretraining) if spec.pretraining else spec
@@ -233,6 +255,8 @@ def parse_study(raw: Mapping[str, Any], path: str | Path = "<study>") -> StudyCo
     path = Path(path)
     where = str(path)
     raw = _mapping(raw, where)
+    merged = _with_bases(raw, path) if raw.get("base") is not None else None
+    raw = merged or raw
     unknown = set(raw) - _KNOWN
     if unknown:
         raise StudyConfigError(f"{where}: unknown keys {sorted(unknown)}")
@@ -250,7 +274,10 @@ def parse_study(raw: Mapping[str, Any], path: str | Path = "<study>") -> StudyCo
     eval_phases = raw.get("eval_phases", ["ED", "ES"])
     if not isinstance(eval_phases, list) or not eval_phases or any(p not in ("ED", "ES") for p in eval_phases):
         raise StudyConfigError(f"{where}: eval_phases must be a list of ED / ES; got {eval_phases!r}")
-    methods = _methods(raw, where)
+    checkpoint = CheckpointChoice()
+    if raw.get("checkpoint") is not None:
+        checkpoint = _checkpoint(raw["checkpoint"], f"{where}: checkpoint", checkpoint)
+    methods = _methods(raw, where, checkpoint)
     default = VariantSpec(name="default", kind="default", methods=(SCRATCH, *methods), subsets=subsets, seeds=seeds)
     variants = _variants(raw, where, default)
     name = str(raw["name"])
@@ -264,17 +291,52 @@ def parse_study(raw: Mapping[str, Any], path: str | Path = "<study>") -> StudyCo
         finetune=_recipe(raw["finetune"], f"{where}: finetune") if "finetune" in raw else RecipeSpec(""),
         methods=methods, variants=variants,
         pretrain_split=str(data["pretrain_split"]) if data.get("pretrain_split") is not None else None,
-        learning_rates=learning_rates, subset_overrides=subset_overrides)
+        learning_rates=learning_rates, subset_overrides=subset_overrides, checkpoint=checkpoint, merged=merged)
+
+
+def _read(path: Path) -> dict:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise StudyConfigError(f"{path}: cannot read the study file ({error})") from error
+    return _mapping(raw, str(path))
+
+
+def _merge(base: Mapping[str, Any], own: Mapping[str, Any]) -> dict:
+    """``own`` over ``base``: mappings merged key by key (a new key comes after the base's, so a dotted override
+    given over a nested one still wins when both are flattened), anything else replaced."""
+    out = dict(base)
+    for key, value in own.items():
+        out[key] = _merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) \
+            else value
+    return out
+
+
+def _with_bases(raw: Mapping[str, Any], path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """``raw`` merged into its ``base`` (itself merged into its own base, and so on), without the ``base`` key."""
+    where = f"{path}: base"
+    missing = [key for key in ("name", "output_dir") if key not in raw]
+    if missing:
+        raise StudyConfigError(f"{where}: a study built on another names its own {' and '.join(missing)} "
+                               "(its runs must not share the base study's folders)")
+    beside = path.parent / str(raw["base"])
+    source = beside.resolve() if beside.is_file() else Path(resolve_config(str(raw["base"]))).resolve()
+    if not source.is_file():
+        raise StudyConfigError(f"{where}: {raw['base']} is no file beside {path.name}, in the working folder or "
+                               "among the shipped studies (`sspcmr configs list --kind study`)")
+    if source in seen or source == path.resolve():
+        raise StudyConfigError(f"{where}: {raw['base']} is built on this file again (a cycle of bases)")
+    base = _read(source)
+    if base.get("base") is not None:
+        base = _with_bases(base, source, (*seen, path.resolve()))
+    return _merge(base, {key: value for key, value in raw.items() if key != "base"})
 
 
 def load_study(path: str | Path, output_dir: str | Path | None = None) -> StudyConfig:
     """Read and validate a study file (or a shipped one by name: ``study/smoke``); ``output_dir`` replaces the
     file's (e.g. for a scratch copy)."""
     path = Path(resolve_config(str(path)))
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise StudyConfigError(f"{path}: cannot read the study file ({error})") from error
-    if output_dir is not None and isinstance(raw, dict):
+    raw = _read(path)
+    if output_dir is not None:
         raw["output_dir"] = str(output_dir)
     return parse_study(raw, path)

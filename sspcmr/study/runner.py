@@ -7,7 +7,8 @@ A run folder ``<output_dir>/runs/<id>/`` holds:
   subjects and slices it trains on, and a fingerprint of its arguments;
 * ``split.yaml``: the split it trains on (labelled subset drawn, vendor group filtered), reference format;
 * ``logs/fit/``: TensorBoard events, LightningCLI's resolved ``config.yaml`` and ``checkpoints/last.ckpt``
-  (written every epoch, so an interrupted run resumes from it); ``logs/test/`` likewise for the test;
+  (written every epoch, so an interrupted run resumes from it), and ``checkpoints/best.ckpt`` when the study's
+  ``checkpoint`` choice uses it; ``logs/test/`` likewise for the test;
 * ``results/``: per-volume, clinical and slice-level test results and their summaries (``sspcmr test``);
 * ``fit.log`` / ``test.log``: the processes' output; ``status.json``: ``running``, ``done`` or ``failed``
   (with the error), written atomically.
@@ -25,13 +26,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
+
 from sspcmr.data.atomic import atomic_write_bytes
 
 from .arguments import VALIDATION_SPLIT, checkpoint, run_arguments, run_dir
 from .grid import Run, find_run, study_runs
 from .launch import LAUNCHERS, launch
 from .locks import acquire, lock_holder
-from .spec import ALL, StudyConfig
+from .spec import ALL, StudyConfig, model_options, replace_options
 
 
 class StudyError(ValueError):
@@ -75,7 +78,12 @@ class StudyRunner:
         return run_dir(self.study, run.id)
 
     def checkpoint(self, run: Run) -> Path:
+        """The run's ``last.ckpt`` (what an interrupted fit resumes from)."""
         return checkpoint(self.study, run.id)
+
+    def checkpoint_file(self, run_id: str, name: str | None) -> Path:
+        """A run's ``last.ckpt`` or ``best.ckpt`` (``name``: ``last`` / ``best``; None: last)."""
+        return checkpoint(self.study, run_id).with_name(f"{name or 'last'}.ckpt")
 
     def state(self, run: Run) -> str:
         """``done``, ``failed``, ``running`` (a live process holds it), ``interrupted`` (started, stopped
@@ -98,8 +106,15 @@ class StudyRunner:
     # -- arguments ----------------------------------------------------------------------------------
 
     def arguments(self, run: Run, command: str) -> list[str]:
-        """The ``sspcmr fit`` / ``test`` arguments of a run (:func:`~sspcmr.study.arguments.run_arguments`)."""
-        return run_arguments(self.study, run, command)
+        """The ``sspcmr fit`` / ``test`` arguments of a run (:func:`~sspcmr.study.arguments.run_arguments`) with the
+        study's checkpoint choice: a ``best`` one is kept by the fit and loaded by the fine-tuning's start or the test
+        (``last``, the default, leaves the command line as it is)."""
+        best = {"--checkpoint.best": "true"} if command == "fit" and run.keep_best else {}
+        if command == "fit" and run.init_checkpoint == "best":
+            best["--model.init_args.init_from"] = str(self.checkpoint_file(run.depends_on, "best"))
+        if command != "fit" and run.test_checkpoint == "best":
+            best["--ckpt_path"] = str(self.checkpoint_file(run.id, "best"))
+        return replace_options(run_arguments(self.study, run, command), best)
 
     def fingerprint(self, run: Run) -> str:
         return hashlib.sha256(json.dumps(self.arguments(run, "fit")).encode()).hexdigest()[:16]
@@ -175,10 +190,10 @@ class StudyRunner:
                 if self.checkpoint(run).exists():
                     self.echo(f"  {run.id}: resuming from {self.checkpoint(run)}")
                     args += ["--ckpt_path", str(self.checkpoint(run))]
+                else:
+                    self._check_start(run)
                 self._launch(args, folder / "fit.log")
-                if not self.checkpoint(run).exists():
-                    raise StudyError(f"{run.id}: fit finished without {self.checkpoint(run)} "
-                                     "(fast_dev_run writes no checkpoint; use limit_train_batches instead)")
+                self._check_fitted(run)
                 _write_json(folder / "status.json", {"state": "running", "fitted": True, "started": started})
             if run.kind != "pretrain":
                 self._launch(record["test_args"], folder / "test.log")
@@ -193,6 +208,24 @@ class StudyRunner:
             return "failed"
         finally:
             lock.unlink(missing_ok=True)
+
+    def _check_start(self, run: Run) -> None:
+        """Refuse to start a fine-tuning whose pretraining checkpoint is missing (``best`` not kept)."""
+        source = self.checkpoint_file(run.depends_on, run.init_checkpoint) if run.kind == "finetune" else None
+        if source is not None and not source.is_file():
+            raise StudyError(f"{run.id}: {source} is missing: the study's checkpoint choice starts this fine-tuning "
+                             f"from {run.depends_on}'s {source.name}, which its fit did not keep (run with another "
+                             "checkpoint choice, or delete that pretraining's folder to rerun it keeping best.ckpt)")
+
+    def _check_fitted(self, run: Run) -> None:
+        """The checkpoints the study will use exist after the fit."""
+        if not self.checkpoint(run).exists():
+            raise StudyError(f"{run.id}: fit finished without {self.checkpoint(run)} "
+                             "(fast_dev_run writes no checkpoint; use limit_train_batches instead)")
+        best = self.checkpoint_file(run.id, "best")
+        if run.keep_best and not best.exists():
+            raise StudyError(f"{run.id}: fit finished without {best}, which the study's checkpoint choice uses: "
+                             "was the monitored loss never logged (no validation within max_epochs)?")
 
     def run_one(self, key: str) -> str:
         """``sspcmr study --run ID|INDEX``: execute one run (its pretraining must be done)."""
@@ -229,8 +262,9 @@ class StudyRunner:
         """
         states: dict[str, str] = {}
         source = self.study.path
-        if source.is_file():  # the study file as run, next to its runs
-            text = source.read_text()
+        if source.is_file():  # the study file as run, next to its runs (with its base merged in)
+            text = source.read_text() if self.study.merged is None else (
+                f"# {source} merged into its base\n" + yaml.safe_dump(self.study.merged, sort_keys=False))
             atomic_write_bytes(self.study.output_dir / "study.yaml", lambda tmp: tmp.write_text(text))
         tried: set[str] = set()
         announced: set[str] = set()
@@ -276,10 +310,19 @@ class StudyRunner:
     # -- listing and reporting --------------------------------------------------------------------------
 
     def listing(self) -> list[dict]:
-        """One row per run: index, ID, kind, method, variant, subset, seed, depends_on, state."""
+        """One row per run: index, ID, kind, method, variant, subset, seed, depends_on, the checkpoint it starts
+        from (``init_ckpt``, fine-tunings) and is tested with (``test_ckpt``), the model options the study sets
+        for it (``options``: ``teacher_init=separate ...``) and its state."""
         return [{"index": i, "id": run.id, "kind": run.kind, "method": run.method, "variant": run.variant or "",
                  "subset": run.subset or "", "seed": run.seed, "depends_on": run.depends_on or "",
-                 "state": self.state(run)} for i, run in enumerate(self.runs)]
+                 "init_ckpt": run.init_checkpoint or "", "test_ckpt": run.test_checkpoint or "",
+                 "options": self.model_options(run), "state": self.state(run)} for i, run in enumerate(self.runs)]
+
+    def model_options(self, run: Run) -> str:
+        """The model options the study sets on the run's fit command line (:func:`~.spec.model_options`), but
+        those other columns of :meth:`listing` say."""
+        return " ".join(f"{name}={value}" for name, value in model_options(self.arguments(run, "fit")).items()
+                        if name not in ("init_from", "transfer", "augmentation"))
 
     def records(self) -> tuple[list[dict], list[str]]:
         """Report records of the finished scratch and fine-tuning runs, and the IDs of unfinished runs."""

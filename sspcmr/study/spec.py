@@ -21,6 +21,9 @@ TRANSFERS = ("encoder", "encoder+decoder")
 MAX_SEED = 2**32 - 1
 """Seeds go to ``seed_everything`` and NumPy, which take 0 ... 2**32 - 1."""
 
+CHECKPOINTS = ("last", "best")
+"""Which checkpoint of a run a study uses: ``last.ckpt`` or ``best.ckpt`` (``--checkpoint.best``)."""
+
 
 class StudyConfigError(ValueError):
     """A study file that cannot be run; the message names the file and the entry."""
@@ -49,6 +52,41 @@ def override_args(overrides: Mapping[str, Any]) -> list[str]:
     return args
 
 
+def replace_options(args: list[str], options: Mapping[str, str]) -> list[str]:
+    """``args`` (``command --key value ...``) with each of ``options`` set: its value replaced wherever the
+    option is given, else the option appended (so no earlier value of it is left on the command line)."""
+    out = list(args)
+    for index in range(1, len(out) - 1, 2):
+        if out[index] in options:
+            out[index + 1] = options[out[index]]
+    return out + [item for key, value in options.items() if key not in out[1::2] for item in (key, value)]
+
+
+def model_options(args: list[str]) -> dict[str, str]:
+    """The model options (``--model.init_args.NAME VALUE``) of a command line, ``{NAME: VALUE}`` with the
+    value's spaces dropped (``[8,16]``); results_dir, a run's folder, is left out."""
+    pairs = zip(args[1::2], args[2::2], strict=False)  # after the command: --key value pairs
+    return {key.removeprefix("--model.init_args."): value.replace(" ", "") for key, value in pairs
+            if key.startswith("--model.init_args.") and key != "--model.init_args.results_dir"}
+
+
+@dataclass(frozen=True)
+class CheckpointChoice:
+    """Which checkpoints a study's runs use (``checkpoint:`` in the study file, study-wide or per method).
+
+    Args:
+        pretraining: the checkpoint of a pretraining run its fine-tunings initialise from.
+        evaluation: the checkpoint of a scratch or fine-tuning run its test (and a learning-rate grid's
+            validation scoring) loads.
+
+    ``last`` is the reference's (docs/reference.md#quirk-last-checkpoint); ``best`` is the epoch with the lowest
+    validation loss (DINO, which has none: training loss), which the study then has those runs keep.
+    """
+
+    pretraining: str = "last"
+    evaluation: str = "last"
+
+
 @dataclass(frozen=True)
 class RecipeSpec:
     """A base config with overrides (the scratch and fine-tuning recipes)."""
@@ -70,6 +108,7 @@ class MethodSpec:
         finetune_overrides: extra fine-tuning overrides for this method's fine-tunings only.
         pretraining: fine-tune from another method's pretraining (its key) instead of pretraining again, e.g.
             the same MIM transferred encoder-only; ``config`` and ``overrides`` then stay empty.
+        checkpoint: this method's checkpoint choice (None: the study's).
     """
 
     key: str
@@ -79,6 +118,7 @@ class MethodSpec:
     overrides: dict[str, Any] = field(default_factory=dict)
     finetune_overrides: dict[str, Any] = field(default_factory=dict)
     pretraining: str | None = None
+    checkpoint: CheckpointChoice | None = None
 
     @property
     def source(self) -> str:
@@ -125,6 +165,14 @@ class StudyConfig:
     pretrain_split: str | None = None
     learning_rates: tuple[float, ...] = ()
     subset_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checkpoint: CheckpointChoice = CheckpointChoice()
+    merged: dict[str, Any] | None = None
+    """The study as run when its file names a ``base``: the file's content merged into its base's (None without)."""
 
     def label(self, method: str) -> str:
         return "Baseline" if method == SCRATCH else self.methods[method].label
+
+    def checkpoints(self, method: str) -> CheckpointChoice:
+        """The checkpoint choice of a method's runs (scratch: the study's)."""
+        own = None if method == SCRATCH else self.methods[method].checkpoint
+        return own or self.checkpoint

@@ -21,7 +21,8 @@ def _kind(path: Path) -> str:
     content = yaml.safe_load(path.read_text())
     if isinstance(content, dict) and "model" in content:
         return "fit"
-    return "study" if isinstance(content, dict) and "scratch" in content else "other"
+    # a study file declares its scratch recipe, or builds on another study file that does (``base:``)
+    return "study" if isinstance(content, dict) and ("scratch" in content or "base" in content) else "other"
 
 
 def _summary(path: Path, width: int) -> str:

@@ -24,9 +24,10 @@ def run_dir(study: StudyConfig, run_id: str) -> Path:
     return study.output_dir / "runs" / run_id
 
 
-def checkpoint(study: StudyConfig, run_id: str) -> Path:
-    """A run's last checkpoint (what its fine-tunings load and its resumption continues from)."""
-    return run_dir(study, run_id) / CHECKPOINT
+def checkpoint(study: StudyConfig, run_id: str, which: str | None = None) -> Path:
+    """A run's ``last.ckpt`` (``which`` None or ``last``: what its resumption continues from) or ``best.ckpt``
+    (``best``; written when the study's ``checkpoint:`` choice uses it)."""
+    return (run_dir(study, run_id) / CHECKPOINT).with_name(f"{which or 'last'}.ckpt")
 
 
 def _recipe(study: StudyConfig, run: Run) -> tuple[str, dict]:
@@ -41,7 +42,7 @@ def _recipe(study: StudyConfig, run: Run) -> tuple[str, dict]:
     spec = study.methods[run.method]
     return study.finetune.config, {
         **study.common, **study.finetune.overrides, **spec.finetune_overrides, **size, **rate,
-        "model.init_args.init_from": str(checkpoint(study, run.depends_on)),
+        "model.init_args.init_from": str(checkpoint(study, run.depends_on, run.init_checkpoint)),
         "model.init_args.transfer": spec.transfer,
     }
 
@@ -72,11 +73,13 @@ def run_arguments(study: StudyConfig, run: Run, command: str) -> list[str]:
         if not run.augmentation:
             forced["model.init_args.augmentation"] = False
     args = [command, "--config", config, *override_args({**overrides, **forced})]
-    last = str(checkpoint(study, run.id))
+    tested = str(checkpoint(study, run.id, run.test_checkpoint))  # the study's checkpoint choice: last or best
+    if command == "fit" and run.keep_best:  # a test or a fine-tuning loads best.ckpt: the fit keeps it
+        args += ["--checkpoint.best", "true"]
     if command == "test":
-        args += ["--ckpt_path", last, "--model.init_args.results_dir", str(folder / "results")]
+        args += ["--ckpt_path", tested, "--model.init_args.results_dir", str(folder / "results")]
     if command == "validate":  # scored like the test, on the validation subjects (selection of the rate)
         args[0] = "test"
-        args += ["--data.split", str(folder / VALIDATION_SPLIT), "--ckpt_path", last,
+        args += ["--data.split", str(folder / VALIDATION_SPLIT), "--ckpt_path", tested,
                  "--model.init_args.results_dir", str(folder / VALIDATION_RESULTS)]
     return args

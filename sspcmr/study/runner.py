@@ -34,7 +34,7 @@ from .arguments import VALIDATION_SPLIT, checkpoint, run_arguments, run_dir
 from .grid import Run, find_run, study_runs
 from .launch import LAUNCHERS, launch
 from .locks import acquire, lock_holder
-from .spec import ALL, StudyConfig, model_options, replace_options
+from .spec import ALL, StudyConfig, model_options
 
 
 class StudyError(ValueError):
@@ -83,7 +83,7 @@ class StudyRunner:
 
     def checkpoint_file(self, run_id: str, name: str | None) -> Path:
         """A run's ``last.ckpt`` or ``best.ckpt`` (``name``: ``last`` / ``best``; None: last)."""
-        return checkpoint(self.study, run_id).with_name(f"{name or 'last'}.ckpt")
+        return checkpoint(self.study, run_id, name)
 
     def state(self, run: Run) -> str:
         """``done``, ``failed``, ``running`` (a live process holds it), ``interrupted`` (started, stopped
@@ -106,15 +106,9 @@ class StudyRunner:
     # -- arguments ----------------------------------------------------------------------------------
 
     def arguments(self, run: Run, command: str) -> list[str]:
-        """The ``sspcmr fit`` / ``test`` arguments of a run (:func:`~sspcmr.study.arguments.run_arguments`) with the
-        study's checkpoint choice: a ``best`` one is kept by the fit and loaded by the fine-tuning's start or the test
-        (``last``, the default, leaves the command line as it is)."""
-        best = {"--checkpoint.best": "true"} if command == "fit" and run.keep_best else {}
-        if command == "fit" and run.init_checkpoint == "best":
-            best["--model.init_args.init_from"] = str(self.checkpoint_file(run.depends_on, "best"))
-        if command != "fit" and run.test_checkpoint == "best":
-            best["--ckpt_path"] = str(self.checkpoint_file(run.id, "best"))
-        return replace_options(run_arguments(self.study, run, command), best)
+        """The ``sspcmr fit`` / ``test`` arguments of a run (:func:`~sspcmr.study.arguments.run_arguments`), with
+        the study's checkpoint choice."""
+        return run_arguments(self.study, run, command)
 
     def fingerprint(self, run: Run) -> str:
         return hashlib.sha256(json.dumps(self.arguments(run, "fit")).encode()).hexdigest()[:16]

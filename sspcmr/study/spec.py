@@ -52,16 +52,6 @@ def override_args(overrides: Mapping[str, Any]) -> list[str]:
     return args
 
 
-def replace_options(args: list[str], options: Mapping[str, str]) -> list[str]:
-    """``args`` (``command --key value ...``) with each of ``options`` set: its value replaced wherever the
-    option is given, else the option appended (so no earlier value of it is left on the command line)."""
-    out = list(args)
-    for index in range(1, len(out) - 1, 2):
-        if out[index] in options:
-            out[index + 1] = options[out[index]]
-    return out + [item for key, value in options.items() if key not in out[1::2] for item in (key, value)]
-
-
 def model_options(args: list[str]) -> dict[str, str]:
     """The model options (``--model.init_args.NAME VALUE``) of a command line, ``{NAME: VALUE}`` with the
     value's spaces dropped (``[8,16]``); results_dir, a run's folder, is left out."""

@@ -129,12 +129,7 @@ def test_the_merged_study_is_what_a_run_leaves_beside_its_runs(tmp_path) -> None
 
 
 def test_command_line_helpers() -> None:
-    from sspcmr.study.spec import model_options, replace_options
+    from sspcmr.study.spec import model_options
 
-    args = ["test", "--ckpt_path", "a/last.ckpt", "--model.init_args.lr", "0.1", "--ckpt_path", "b/last.ckpt"]
-    assert replace_options(args, {"--ckpt_path": "best.ckpt", "--checkpoint.best": "true"}) == [
-        "test", "--ckpt_path", "best.ckpt", "--model.init_args.lr", "0.1", "--ckpt_path", "best.ckpt",
-        "--checkpoint.best", "true"]
-    assert replace_options(args, {}) == args
     assert model_options(["fit", "--config", "c.yaml", "--model.init_args.channels", "[8, 16]", "--data.seed", "0",
                           "--model.init_args.results_dir", "r"]) == {"channels": "[8,16]"}

@@ -14,7 +14,7 @@ DEMO_SUBJECTS ?= 8
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,nnunet,docs]"  # nnunet: the export is tested against PlainConvUNet; docs: the site
+	$(BIN)/pip install --quiet -e ".[dev,nnunet,docs,slurm]"  # nnunet: the export is tested against PlainConvUNet; docs: the site; slurm: submitit
 	touch $(STAMP)
 
 install: $(STAMP)

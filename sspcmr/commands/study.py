@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from sspcmr.links import docs_page
+
+if TYPE_CHECKING:
+    from sspcmr.study.slurm_plan import SlurmResources
 
 
 def add_study_command(commands: argparse._SubParsersAction) -> None:
@@ -31,9 +35,60 @@ def add_study_command(commands: argparse._SubParsersAction) -> None:
                        help="with --list: only these kinds (repeatable)")
     study.add_argument("--partial", action="store_true",
                        help="with --report: aggregate although some runs are unfinished (marked in the report)")
-    study.add_argument("--launcher", choices=["subprocess", "inline"], default="subprocess",
-                       help="subprocess (default): each run is its own process; inline: in this process")
+    study.add_argument("--launcher", choices=["subprocess", "inline", "slurm"], default="subprocess",
+                       help="subprocess (default): each run is its own process; inline: in this process; slurm: "
+                       "submit the unfinished runs as SLURM job arrays and the report as a job after them, then "
+                       f"return ({docs_page('cluster.md')})")
+    _add_slurm_options(study)
     study.set_defaults(handler=run_study_command)
+
+
+def _add_slurm_options(study: argparse.ArgumentParser) -> None:
+    """The options of ``--launcher slurm`` (defaults: :class:`~sspcmr.study.slurm_plan.SlurmResources`)."""
+    group = study.add_argument_group("--launcher slurm options")
+    group.add_argument("--slurm-partition", metavar="P", help="partition of every job (default: the cluster's)")
+    group.add_argument("--slurm-time", metavar="HH:MM:SS", help="time limit of one run, HH:MM:SS or D-HH:MM:SS "
+                       "(default 24:00:00); a run stopped by it resumes from last.ckpt when submitted again")
+    group.add_argument("--slurm-gpus-per-run", type=int, metavar="N",
+                       help="GPUs of one run on one node (default 1); set the study's trainer.devices to match")
+    group.add_argument("--slurm-cpus-per-run", type=int, metavar="N", help="CPU cores of one run (default 8)")
+    group.add_argument("--slurm-mem-gb", type=int, metavar="N", help="memory of one run in GB (default 32)")
+    group.add_argument("--slurm-array-parallelism", type=int, metavar="N",
+                       help="at most N tasks of one array at once (default 256)")
+    group.add_argument("--slurm-setup", nargs="+", action="extend", metavar="CMD",
+                       help="shell lines run before each job, e.g. 'module load cuda' 'source .venv/bin/activate'")
+    group.add_argument("--slurm-option", action="append", metavar="KEY=VALUE",
+                       help="another sbatch option for every job, e.g. account=abc for --account=abc (repeatable)")
+    group.add_argument("--dry-run", action="store_true",
+                       help="print the arrays, their runs, dependencies and resources; submit nothing")
+
+
+_SLURM_OPTIONS = {"slurm_partition": "partition", "slurm_time": "time", "slurm_gpus_per_run": "gpus_per_run",
+                  "slurm_cpus_per_run": "cpus_per_run", "slurm_mem_gb": "mem_gb",
+                  "slurm_array_parallelism": "array_parallelism", "slurm_setup": "setup", "slurm_option": "options"}
+
+
+def _slurm_resources(args: argparse.Namespace) -> SlurmResources | None:
+    """The resources the --slurm-* options ask for; an error where they come without ``--launcher slurm``."""
+    from sspcmr.study.slurm_plan import SlurmResources
+
+    given = {field: getattr(args, option) for option, field in _SLURM_OPTIONS.items()
+             if getattr(args, option) is not None}
+    if args.launcher != "slurm":
+        if given or args.dry_run:
+            raise ValueError("--slurm-* options and --dry-run go with --launcher slurm")
+        return None
+    if args.list or args.run is not None or args.report or args.estimate:
+        raise ValueError("--launcher slurm submits the whole grid: not with --list, --run, --report or --estimate "
+                         "(the array tasks run --run and --report themselves)")
+    if "setup" in given:
+        given["setup"] = tuple(given["setup"])
+    if "options" in given:
+        pairs = [option.split("=", 1) for option in given["options"]]
+        if any(len(pair) != 2 or not pair[0] for pair in pairs):
+            raise ValueError(f"--slurm-option takes KEY=VALUE; got {given['options']}")
+        given["options"] = {key.removeprefix("--"): value for key, value in pairs}
+    return SlurmResources(**given)
 
 
 def _add_estimate_options(study: argparse.ArgumentParser) -> None:
@@ -62,7 +117,12 @@ def run_study_command(args: argparse.Namespace) -> int:
     # too (it resumes from its last checkpoint next time).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
+    resources = _slurm_resources(args)
     study = load_study(args.config, output_dir=args.output_dir)
+    if resources is not None:
+        from sspcmr.study.slurm import submit_study
+
+        return submit_study(study, resources, dry_run=args.dry_run)
     if args.estimate:
         from sspcmr.study.estimate_report import print_estimate
         from sspcmr.study.slice_counts import parse_slice_overrides

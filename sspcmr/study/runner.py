@@ -13,9 +13,8 @@ A run folder ``<output_dir>/runs/<id>/`` holds:
 * ``fit.log`` / ``test.log``: the processes' output; ``status.json``: ``running``, ``done`` or ``failed``
   (with the error), written atomically.
 
-Finished runs are skipped; an interrupted fit restarts from its ``last.ckpt``; a fine-tuning whose
-pretraining is not done is ``blocked``. A run whose arguments changed since it started (the study file
-was edited) is refused rather than silently mixed.
+Finished runs are skipped; an interrupted fit restarts from its ``last.ckpt``; a fine-tuning whose pretraining
+is not done is ``blocked``. A run whose arguments changed since it started (study file edited) is refused.
 """
 
 from __future__ import annotations

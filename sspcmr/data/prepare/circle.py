@@ -6,6 +6,8 @@ labelled pixel of a subject, projected over slices and the ED and ES frames.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
@@ -39,10 +41,8 @@ def smallest_enclosing_circle(points: np.ndarray, seed: int = 0) -> tuple[np.nda
     if len(points) == 0:
         raise ValueError("no points")
     if len(points) > 3:
-        try:
+        with contextlib.suppress(QhullError):  # collinear points have no hull: then all of them are kept
             points = points[ConvexHull(points).vertices]  # only hull vertices can lie on the circle
-        except QhullError:
-            pass  # collinear points: keep them all
     points = points[np.random.default_rng(seed).permutation(len(points))]
     circle = (points[0], 0.0)
     for i in range(1, len(points)):

@@ -13,6 +13,7 @@ once: the lock stays with its owner, and dies with it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -115,10 +116,10 @@ class FolderLock:
         if fd is None:
             return
         try:
-            if _same_file(fd, self.path):
-                self.path.unlink()  # while still held: see the module docstring
-        except OSError:
-            pass  # a read-only folder: the file stays, harmlessly (the kernel lock is what counts)
+            # In a read-only folder the file stays, harmlessly: the kernel lock is what counts.
+            with contextlib.suppress(OSError):
+                if _same_file(fd, self.path):
+                    self.path.unlink()  # while still held: see the module docstring
         finally:
             _HELD.discard(fd)
             os.close(fd)

@@ -33,7 +33,8 @@ from .arguments import VALIDATION_SPLIT, checkpoint, run_arguments, run_dir
 from .grid import Run, find_run, study_runs
 from .launch import LAUNCHERS, launch
 from .locks import acquire, lock_holder
-from .spec import ALL, StudyConfig, model_options
+from .slice_counts import run_split
+from .spec import StudyConfig, model_options
 
 
 class StudyError(ValueError):
@@ -117,14 +118,9 @@ class StudyRunner:
     def _labelled_split(self, run: Run) -> dict:
         """Write the run's split (subset drawn, vendor group kept) and count what it trains on."""
         from sspcmr.data.datamodule import CineDataModule
-        from sspcmr.data.splits import Split, labelled_subset, read_split, vendor_subset, write_split
-        from sspcmr.data.store import PreparedDataset
+        from sspcmr.data.splits import Split, write_split
 
-        split = read_split(self.study.split)
-        if run.vendors is not None:  # first, so a subset of N is N subjects of the vendor group
-            split = vendor_subset(split, PreparedDataset(self.study.data_dir).metadata_frames(), run.vendors)
-        if run.subset != ALL:
-            split = labelled_subset(split, int(run.subset), run.seed)
+        split = run_split(self.study, run)
         path = write_split(split, self.run_dir(run) / "split.yaml")
         if run.lr is not None:  # the validation subjects as a test set: the rate is chosen on them
             write_split(Split(test=split.valid, train=split.train, valid=split.valid),

@@ -22,9 +22,10 @@ from .grid import Run
 from .spec import ALL, StudyConfig
 
 if TYPE_CHECKING:
+    from sspcmr.data.splits import Split
     from sspcmr.data.store import PreparedDataset
 
-__all__ = ["SliceCounter", "SliceCounts", "parse_slice_overrides", "reference_counts"]
+__all__ = ["SliceCounter", "SliceCounts", "parse_slice_overrides", "reference_counts", "run_split"]
 
 TRAIN_SUBJECTS, VALID_SUBJECTS = 296, 74
 TRAIN_SLICES, VALID_SLICES = 6738, 1664  # ED + ES
@@ -58,6 +59,28 @@ def parse_slice_overrides(values: list[str] | None) -> list[tuple[str, int]]:
             raise ValueError(f"--slices-per-epoch {value!r}: expected KEY=N (a run ID, pattern or kind, and a count)")
         out.append((key.strip(), int(count)))
     return out
+
+
+def run_split(study: StudyConfig, run: Run, prepared: PreparedDataset | None = None) -> Split:
+    """The split a scratch or fine-tuning run trains on, as the runner writes it into the run's folder: the
+    study's split, its vendor group kept first (so a subset of N is N subjects of that group), then the labelled
+    subset of the run's seed.
+
+    Args:
+        study: the parsed study.
+        run: a scratch or fine-tuning run.
+        prepared: the study's prepared data set, read for the subjects' vendors (None: opened when needed).
+    """
+    from sspcmr.data.splits import labelled_subset, read_split, vendor_subset
+    from sspcmr.data.store import PreparedDataset
+
+    split = read_split(study.split)
+    if run.vendors is not None:
+        prepared = PreparedDataset(study.data_dir) if prepared is None else prepared
+        split = vendor_subset(split, prepared.metadata_frames(), run.vendors)
+    if run.subset != ALL:
+        split = labelled_subset(split, int(run.subset), run.seed)
+    return split
 
 
 def _pretrain_reference(long_axis_only: bool, share: int | float | None) -> SliceCounts:
@@ -153,18 +176,14 @@ class SliceCounter:
 
     def _from_data(self, run: Run, data_options: dict, split_path: str) -> SliceCounts:
         from sspcmr.data.datamodule import CineDataModule
-        from sspcmr.data.splits import labelled_subset, read_split, vendor_subset
+        from sspcmr.data.splits import labelled_subset, read_split
 
         if run.kind == "pretrain":
             split, options = read_split(split_path), dict(data_options)
             if options.get("subset_subjects"):  # what the data module's own loading would apply
                 split = labelled_subset(split, options["subset_subjects"], options.get("subset_seed", 0))
         else:  # the split the runner writes into the run's folder, computed in memory
-            split = read_split(self.study.split)
-            if run.vendors is not None:
-                split = vendor_subset(split, self.prepared.metadata_frames(), run.vendors)
-            if run.subset != ALL:
-                split = labelled_subset(split, int(run.subset), run.seed)
+            split = run_split(self.study, run, self.prepared)
             options = {**data_options, "train_phases": list(run.train_phases), "subset_subjects": None,
                        "vendors": None}
         module = CineDataModule(**{**options, "split": split_path})

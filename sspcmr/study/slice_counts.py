@@ -101,6 +101,10 @@ def _pretrain_reference(long_axis_only: bool, share: int | float | None) -> Slic
 
 def _segment_reference(run: Run) -> SliceCounts:
     phases = len(run.train_phases) / 2  # every slice is kept in both the ED and the ES frame
+    if run.vendors and run.vendors not in VENDOR_SUBJECTS:
+        raise ValueError(f"{run.id}: the reference data set's subject counts are known for the vendor groups "
+                         f"{' and '.join(VENDOR_SUBJECTS)} only, not {run.vendors}: estimate on prepared data (the "
+                         "study's data_dir and split)")
     train_subjects, valid_subjects = VENDOR_SUBJECTS[run.vendors] if run.vendors else (TRAIN_SUBJECTS, VALID_SUBJECTS)
     per_train, per_valid = TRAIN_SLICES / TRAIN_SUBJECTS, VALID_SLICES / VALID_SUBJECTS
     notes = []

@@ -130,6 +130,9 @@ def test_reference_counts_without_data():
     assert reference_counts(finetune("all", train_phases=("ED",))).train == 3369
     assert reference_counts(finetune("all", train_phases=("ED",))).valid == 832
     assert reference_counts(finetune("all", vendors="C_D")).train == round(92 * 6738 / 296)
+    with pytest.raises(ValueError, match=r"^mim: the reference data set's subject counts are known for the vendor "
+                       r"groups A_B and C_D only, not A,B,C"):
+        reference_counts(finetune("all", vendors="A,B,C"))  # a group the reference gives no counts for
     assert parse_slice_overrides(["pretrain=100", "*-n10-*=231"]) == [("pretrain", 100), ("*-n10-*", 231)]
     with pytest.raises(ValueError, match="KEY=N"):
         parse_slice_overrides(["pretrain"])

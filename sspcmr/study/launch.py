@@ -36,12 +36,24 @@ def _in_subprocess(args: list[str], out: TextIO) -> int:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-m", "sspcmr", *args], stdout=out, stderr=subprocess.STDOUT,
                                env=env)
+    return wait_or_stop(process, grace_s=30)
+
+
+def wait_or_stop(process: subprocess.Popen, grace_s: float) -> int:
+    """Wait for ``process`` and return its exit code; when the wait is interrupted (Ctrl-C, a signal handler
+    exiting), stop it with SIGTERM, on which a run releases its run lock (``subprocess.run`` would SIGKILL it
+    and leave the lock), and kill it only if it is still there after ``grace_s`` seconds; then re-raise.
+
+    Args:
+        process: the started command.
+        grace_s: seconds it gets to end after SIGTERM.
+    """
     try:
         return process.wait()
     except BaseException:  # interrupted or terminated: never leave the run's process behind
         process.terminate()
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
             process.kill()
         raise

@@ -27,6 +27,7 @@ from typing import Any
 
 from sspcmr.data.atomic import atomic_write_bytes
 
+from .launch import wait_or_stop
 from .runner import StudyError, StudyRunner
 from .slurm_plan import REPORT_RESOURCES, SlurmResources, SubmissionPlan, describe_plan, plan_submission
 from .spec import StudyConfig
@@ -63,16 +64,7 @@ class StudyCommand:
         args = [*self.args, *extra]
         process = subprocess.Popen([sys.executable, "-m", "sspcmr", "study", *args], cwd=self.cwd,
                                    env={**os.environ, **dict(self.env)}, preexec_fn=_ignore_warning_signal)
-        try:
-            code = process.wait()
-        except BaseException:  # submitit requeues (it exits from its signal handler): stop the command with
-            # SIGTERM, on which it releases its run lock (subprocess.run would SIGKILL it and leave the lock)
-            process.terminate()
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-            raise
+        code = wait_or_stop(process, grace_s=60)  # submitit requeues by exiting from its signal handler
         if code != 0:
             raise RuntimeError(f"`sspcmr study {' '.join(args)}` exited with {code}")
 

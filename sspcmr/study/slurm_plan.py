@@ -19,6 +19,7 @@ import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from .arguments import run_dir
 from .locks import lock_holder
 from .runner import StudyRunner
 
@@ -145,7 +146,7 @@ def plan_submission(runner: StudyRunner, queued: Mapping[str, str]) -> Submissio
         if run_id in queued:
             return f"queued or running as SLURM job {queued[run_id]}"
         if states[run_id] == "running":
-            return f"running ({lock_holder(runner.study.output_dir / 'runs' / run_id / '.lock')})"
+            return f"running ({lock_holder(run_dir(runner.study, run_id) / '.lock')})"
         return None
 
     for run in runner.runs:  # pretraining runs come first, so each fine-tuning's upstream is decided

@@ -85,9 +85,23 @@ def load_nifti(path: Path, subject: str, ndim: int) -> tuple[np.ndarray, np.ndar
         count = int((~np.isfinite(array)).sum())
         raise DataError(f"{count} NaN or Inf voxels", subject, path)
     affine = np.asarray(image.affine, dtype=np.float64)
+    check_affine(affine, subject, path)
+    return array, affine
+
+
+def check_affine(affine: np.ndarray, subject: str, path: Path) -> None:
+    """Refuse an affine that cannot place the voxels in the world (orientation and spacing come from it).
+
+    Args:
+        affine: the 4x4 voxel-to-world affine.
+        subject: ``"<dataset> <ID>"`` for error messages.
+        path: the file it comes from, for error messages.
+
+    Raises:
+        DataError: a singular or non-finite affine.
+    """
     if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-6:
         raise DataError("singular or non-finite voxel-to-world affine", subject, path)
-    return array, affine
 
 
 def _file_size(path: Path, subject: str) -> int:

@@ -26,8 +26,8 @@ from ..errors import DataError
 from ..preprocessing.orientation import Reorientation
 from ..preprocessing.reference_orientation import ANATOMICAL, REFERENCE, axis_codes, reorientation_by_rule
 from .failures import machine_failures
-from .nifti import read_header_geometry
-from .sources import CLI_NAMES, RawSubject, find_subjects
+from .nifti import check_affine, read_header_geometry
+from .sources import RawSubject, dataset_names, find_subjects
 
 # The reference's in-plane axes in terms of the anatomical ones, M with r_k = sum_j a_j M[j, k], flattened
 # row-major, and what the reference's image is, as displayed, relative to the anatomical one.
@@ -120,8 +120,7 @@ def compare_subject(subject: RawSubject) -> RuleComparison:
     shape, affine = read_header_geometry(path, subject.name)
     if len(shape) < 3:
         raise DataError(f"expected a short-axis stack (x, y, slice[, time]), found shape {shape}", subject.name, path)
-    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-6:
-        raise DataError("singular or non-finite voxel-to-world affine", subject.name, path)
+    check_affine(affine, subject.name, path)
     codes = compare_rules(affine, subject.dataset)
     row = subject.row
     return RuleComparison(subject.dataset, subject.subject_id, str(row.get("Vendor", "")),
@@ -144,9 +143,7 @@ def check_orientation(raw: str | Path, datasets: tuple[str, ...] | list[str] = (
         MachineError: the machine failed while reading.
     """
     raw = Path(raw)
-    names = tuple(dict.fromkeys(CLI_NAMES.get(d, d) for d in datasets))
-    if not names or any(d not in ("mm1", "mm2") for d in names):
-        raise DataError(f"datasets must be among mnms, mnms2; got {list(datasets)}")
+    names = dataset_names(datasets)
     with machine_failures("reading", raw, "nothing was written"):
         subjects, problems = find_subjects(raw, names)
     if not subjects:

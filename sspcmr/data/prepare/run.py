@@ -55,7 +55,7 @@ from .generations import (
 )
 from .lock import FolderLock
 from .pool import worker_pool
-from .sources import CLI_NAMES, RawSubject, find_subjects
+from .sources import RawSubject, dataset_names, find_subjects
 from .subject import fingerprint, prepare_subject
 
 KEPT = "the previous prepared data set is unchanged"
@@ -140,9 +140,7 @@ def prepare_dataset(raw: str | Path, out: str | Path, datasets: tuple[str, ...] 
         MachineError: the machine failed (disk full, permissions, ...); the previous data set is unchanged.
     """
     raw, out = Path(raw), Path(out)
-    names = tuple(dict.fromkeys(CLI_NAMES.get(d, d) for d in datasets))
-    if not names or any(d not in ("mm1", "mm2") for d in names):
-        raise DataError(f"datasets must be among mnms, mnms2; got {list(datasets)}")
+    names = dataset_names(datasets)
     if orientation not in ORIENTATION_RULES:
         raise DataError(f"orientation must be one of {', '.join(ORIENTATION_RULES)}; got {orientation!r}")
     if out.resolve() == raw.resolve() or raw.resolve() in out.resolve().parents:

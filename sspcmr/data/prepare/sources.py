@@ -76,6 +76,18 @@ class RawSubject:
         return f"{self.dataset} {self.subject_id}"
 
 
+def dataset_names(datasets: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The selected data sets as ``mm1`` / ``mm2`` (``mnms`` / ``mnms2`` accepted too), in order, each once.
+
+    Raises:
+        DataError: none selected, or one that is neither.
+    """
+    names = tuple(dict.fromkeys(CLI_NAMES.get(d, d) for d in datasets))
+    if not names or any(d not in DATASET_FOLDERS for d in names):
+        raise DataError(f"datasets must be among mnms, mnms2; got {list(datasets)}")
+    return names
+
+
 def dataset_root(raw: Path, dataset: str) -> Path | None:
     """The ``MnM`` / ``MnM2`` folder of a raw folder (also under ``original_data/``), or None."""
     for base in (raw, raw / "original_data"):

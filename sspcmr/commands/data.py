@@ -89,6 +89,13 @@ def _add_synth(commands: argparse._SubParsersAction) -> None:
     synth.set_defaults(handler=_synth)
 
 
+def _add_raw_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
+    """``--raw`` and ``--datasets``, the downloads a command reads (``verb``: what it does with them)."""
+    parser.add_argument("--raw", required=True, help="folder holding MnM/ and/or MnM2/ (or original_data/)")
+    parser.add_argument("--datasets", nargs="+", choices=["mnms", "mnms2"], default=["mnms", "mnms2"],
+                        help=f"data sets to {verb}")
+
+
 def _add_prepare(commands: argparse._SubParsersAction) -> None:
     prepare = commands.add_parser(
         "prepare",
@@ -97,10 +104,8 @@ def _add_prepare(commands: argparse._SubParsersAction) -> None:
         "the base at slice 0, compute subject statistics and write per-subject arrays plus a slice index. "
         "Unchanged subjects are reused; the raw folder is never modified.",
     )
-    prepare.add_argument("--raw", required=True, help="folder holding MnM/ and/or MnM2/ (or original_data/)")
+    _add_raw_arguments(prepare, "prepare")
     prepare.add_argument("--out", required=True, help="prepared folder (outside the raw folder)")
-    prepare.add_argument("--datasets", nargs="+", choices=["mnms", "mnms2"], default=["mnms", "mnms2"],
-                         help="data sets to prepare")
     prepare.add_argument("--skip-invalid", action="store_true",
                          help="leave invalid subjects out (listed in OUT/tables/<generation>/invalid.csv) instead "
                          "of failing")
@@ -127,9 +132,7 @@ def _add_orientation_check(commands: argparse._SubParsersAction) -> None:
         "--orientation anatomical` and `--orientation reference` would give. Only position-based methods (PCL, "
         "slice location) depend on the slice order.",
     )
-    check.add_argument("--raw", required=True, help="folder holding MnM/ and/or MnM2/ (or original_data/)")
-    check.add_argument("--datasets", nargs="+", choices=["mnms", "mnms2"], default=["mnms", "mnms2"],
-                       help="data sets to check")
+    _add_raw_arguments(check, "check")
     check.add_argument("--out", default=None, help="also write one row per subject to this CSV (outside RAW)")
     check.add_argument("--quiet", action="store_true", help="no progress bar")
     check.set_defaults(handler=_orientation_check)

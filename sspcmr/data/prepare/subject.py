@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..preprocessing import IntensityStatistics, PreparedGrid, border_box, crop_affine, intensity_statistics, spacing_of
+from ..preprocessing import IntensityStatistics, PreparedGrid, intensity_statistics, spacing_of
 from ..preprocessing.reference_orientation import ANATOMICAL, reorientation_by_rule
 from ..store.format import FORMAT_VERSION
 from ..store.writer import StoredArrays, write_arrays, write_meta
@@ -90,8 +90,7 @@ def prepare_subject(subject: RawSubject, folder: Path, orientation: str = ANATOM
     (:mod:`sspcmr.data.preprocessing.reference_orientation`).
     """
     cine, labels, affine, ed, es, notes = load_subject(subject)
-    box = border_box(cine)  # the same crop and path as PreparedGrid.of, with the rule chosen
-    grid = PreparedGrid(box, reorientation_by_rule(orientation, crop_affine(affine, box), subject.dataset))
+    grid = PreparedGrid.of(cine, affine, lambda cropped: reorientation_by_rule(orientation, cropped, subject.dataset))
     cine, new_affine = grid.apply(cine, affine)
     labels, _ = grid.apply(labels)
     statistics = intensity_statistics(cine)  # over the whole 4D cine after subtracting its minimum

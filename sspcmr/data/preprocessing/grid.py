@@ -7,6 +7,7 @@ and maps the labels back with :func:`to_raw_grid`; no voxel is ever resampled on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,14 +28,16 @@ class PreparedGrid:
     reorientation: Reorientation
 
     @classmethod
-    def of(cls, cine: np.ndarray, affine: np.ndarray) -> PreparedGrid:
+    def of(cls, cine: np.ndarray, affine: np.ndarray,
+           choose: Callable[[np.ndarray], Reorientation] = choose_reorientation) -> PreparedGrid:
         """The grid of a raw (X, Y, Z, ...) ``cine`` with voxel-to-world ``affine``.
 
         The box covers the non-zero voxels of every slice and frame (it removes zero padding); the
-        orientation is chosen from the cropped array's affine.
+        orientation is chosen from the cropped array's affine by ``choose`` (default: sspcmr's anatomical
+        rule; ``sspcmr prepare --orientation reference`` passes the reference's heuristics).
         """
         box = border_box(cine)
-        return cls(box, choose_reorientation(crop_affine(affine, box)))
+        return cls(box, choose(crop_affine(affine, box)))
 
     def apply(self, array: np.ndarray, affine: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """Crop and reorient a raw (X, Y, Z, ...) array (the cine or its labels) and, if given, its affine.

@@ -4,6 +4,7 @@
 ``deep_supervision``: :class:`DeepSupervisionLoss`, its 2^−i weighted sum over the U-Net heads;
 ``contrastive``: :class:`PositionalContrastiveLoss`, PCL's threshold-positive SupCon loss (docs/reference.md#pcl-loss);
 ``ntxent``: :class:`NTXentLoss`, SimCLR's NT-Xent (docs/reference.md#simclr-loss), lightly's without its host reads;
+``similarity``: :func:`~sspcmr.losses.similarity.self_masked_logits`, the self-masked logits both share;
 ``reconstruction``: :func:`masked_mse` (masked image modelling) and :func:`restoration_loss` (inpainting);
 ``heatmap``: :func:`heatmap_loss`, the orientation task's masked heatmap regression.
 DINO uses lightly's ``DINOLoss`` directly. Every loss here is computed in float32 under autocast and reads no

@@ -29,6 +29,7 @@ from lightly.utils import dist as lightly_dist
 from torch import Tensor, nn
 
 from sspcmr.losses.precision import autocast_off
+from sspcmr.losses.similarity import self_masked_logits
 
 __all__ = ["PositionalContrastiveLoss"]
 
@@ -150,12 +151,7 @@ class PositionalContrastiveLoss(nn.Module):
             z_all, positions_all = self._gather(z, positions, world_size) if distributed else (z, positions)
             # Local anchor i sits in row rank·N + i of the gathered matrix.
             columns = torch.arange(n, device=device) + (rank * n if distributed else 0)
-            rows = torch.arange(n, device=device)
-            is_self = torch.zeros(n, z_all.shape[0], dtype=torch.bool, device=device)
-            is_self[rows, columns] = True
-
-            logits = z @ z_all.T / self.temperature
-            logits = logits.masked_fill(is_self, float("-inf"))
+            logits, is_self = self_masked_logits(z, z_all, columns, self.temperature)
             log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
             positive = self.positive_mask(positions, positions_all) & ~is_self
             num_positive = positive.sum(dim=1)

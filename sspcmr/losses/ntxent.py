@@ -10,9 +10,9 @@ T the temperature and s = z_anchor . z_candidate / T:
 
 It equals lightly's ``NTXentLoss(temperature, gather_distributed)`` (tested), which the reference study's code
 path matches. lightly drops the self-similarities by boolean-mask indexing, which on a GPU is a ``nonzero``: the
-host waits for the device to learn the output size, at every step. Here they are set to -inf instead (exp(-inf)
-= 0, so they leave the sum), and the similarities are computed in float32 with autocast off: under fp16 the
-cosines lose the small differences the loss lives on.
+host waits for the device to learn the output size, at every step. Here they are set to -inf instead
+(:func:`~sspcmr.losses.similarity.self_masked_logits`, shared with PCL), and the similarities are computed in
+float32 with autocast off: under fp16 the cosines lose the small differences the loss lives on.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from lightly.utils import dist as lightly_dist
 from torch import Tensor, nn
 
 from sspcmr.losses.precision import autocast_off
+from sspcmr.losses.similarity import self_masked_logits
 
 __all__ = ["NTXentLoss"]
 
@@ -76,12 +77,11 @@ class NTXentLoss(nn.Module):
             else:
                 z0_all, z1_all = z0, z1
             m = z0_all.shape[0]
-            logits = torch.cat([z0, z1]) @ torch.cat([z0_all, z1_all]).T / self.temperature  # (2N, 2M)
             # Local sample i is row rank·N + i of each gathered view; its first view's anchor is row i of the
             # logits, its second view's row N + i.
             sample = torch.arange(n, device=device) + (rank * n if distributed else 0)
             own = torch.cat([sample, sample + m])  # the anchor itself among the candidates
             partner = torch.cat([sample + m, sample])  # the other view of the same sample
-            is_self = torch.zeros_like(logits, dtype=torch.bool)
-            is_self[torch.arange(2 * n, device=device), own] = True
-            return F.cross_entropy(logits.masked_fill(is_self, float("-inf")), partner)
+            logits, _ = self_masked_logits(torch.cat([z0, z1]), torch.cat([z0_all, z1_all]), own,
+                                           self.temperature)  # (2N, 2M)
+            return F.cross_entropy(logits, partner)

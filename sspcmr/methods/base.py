@@ -23,7 +23,7 @@ and the augmented network inputs in ``torch.channels_last`` memory format. Both 
 from __future__ import annotations
 
 import warnings
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import lightning as L
 import torch
@@ -32,12 +32,10 @@ from sspcmr.checks import check_choice, check_int, check_number
 from sspcmr.data import keys as K
 from sspcmr.models import UNetDecoder, UNetEncoder
 from sspcmr.transforms import presets
+from sspcmr.transforms.presets import Centring, ScaleConvention
 from sspcmr.transforms.views import Augmenter
 
 __all__ = ["CineModule", "RANK_STRIDE"]
-
-ScaleConvention = Literal["monai", "multiplier"]
-Centring = Literal["gt", "image"]
 
 RANK_STRIDE = 100_003
 """Rank r draws its augmentation from ``augmentation_seed + RANK_STRIDE r`` (validation: one more)."""

@@ -30,13 +30,12 @@ from lightly.models.utils import deactivate_requires_grad, update_momentum
 from sspcmr.checks import check_choice, check_int, check_number
 from sspcmr.data import keys as K
 from sspcmr.losses.precision import autocast_off
-from sspcmr.methods.base import Centring, ScaleConvention
 from sspcmr.methods.monitoring import mean_entropy
 from sspcmr.methods.optimisation import SGDWarmupCosine
 from sspcmr.methods.pretrain import EncoderBackbone, Pretraining
 from sspcmr.methods.schedules import dino_cosine_schedule
 from sspcmr.transforms.intensity import IntensityAugmentation
-from sspcmr.transforms.presets import CentreConvention, augmented_geometry
+from sspcmr.transforms.presets import CentreConvention, Centring, ScaleConvention, augmented_geometry
 from sspcmr.transforms.views import Augmenter, ViewSpec
 
 

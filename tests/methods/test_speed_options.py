@@ -139,13 +139,30 @@ def compiled_parts(model: torch.nn.Module) -> list[torch.nn.Module]:
     return [m for m in model.modules() if isinstance(m, (UNetEncoder, UNetDecoder)) and m._compiled_call_impl]
 
 
-@pytest.mark.parametrize("method", [MIM, Segmentation, DINO], ids=lambda m: m.__name__)
-def test_compile_keeps_the_checkpoint_keys_and_manifest(method):
+def compiled_twins(method: type) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """A fresh tiny ``method`` and a ``compile=True`` one with its weights, speed options applied; dynamo reset."""
+    torch._dynamo.reset()
     torch.manual_seed(0)
     plain = build(method)
     compiled = build(method, compile=True)
     compiled.load_state_dict(plain.state_dict())
     compiled.apply_speed_options()
+    return plain, compiled
+
+
+def count_compilations(monkeypatch: pytest.MonkeyPatch):
+    """Route every ``nn.Module.compile`` to a counting eager backend (inductor would take minutes); returns it."""
+    from torch._dynamo.testing import CompileCounter
+
+    counter = CompileCounter()
+    original = torch.nn.Module.compile
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *args, **kwargs: original(self, backend=counter))
+    return counter
+
+
+@pytest.mark.parametrize("method", [MIM, Segmentation, DINO], ids=lambda m: m.__name__)
+def test_compile_keeps_the_checkpoint_keys_and_manifest(method):
+    plain, compiled = compiled_twins(method)
     compiled.apply_speed_options()  # idempotent: the parts are compiled once
     # The encoder and decoder of every U-Net (DINO: the student's and the teacher's encoders).
     assert len(compiled_parts(compiled)) == {MIM: 2, Segmentation: 2, DINO: 2}[method]
@@ -162,17 +179,8 @@ def test_compile_keeps_the_checkpoint_keys_and_manifest(method):
 def test_compile_runs_the_unet_through_torch_compile(monkeypatch: pytest.MonkeyPatch):
     """Fast: the graphs go to a counting eager backend instead of inductor, so this checks the routing (encoder
     and decoder compiled in place, the same outputs) in a few seconds; the slow test below runs inductor."""
-    from torch._dynamo.testing import CompileCounter
-
-    counter = CompileCounter()
-    original = torch.nn.Module.compile
-    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *args, **kwargs: original(self, backend=counter))
-    torch._dynamo.reset()
-    torch.manual_seed(0)
-    plain = build(MIM).eval()
-    compiled = build(MIM, compile=True).eval()
-    compiled.load_state_dict(plain.state_dict())
-    compiled.apply_speed_options()
+    counter = count_compilations(monkeypatch)
+    plain, compiled = (model.eval() for model in compiled_twins(MIM))
     images = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
         expected, output = plain(images), compiled(images)
@@ -184,12 +192,7 @@ def test_compile_runs_the_unet_through_torch_compile(monkeypatch: pytest.MonkeyP
 @pytest.mark.slow
 def test_compiled_forward_equals_eager_with_inductor():
     # Slow: inductor's C++ code generation took 44-61 s on the 2-core test machine for this 4-stage U-Net.
-    torch._dynamo.reset()
-    torch.manual_seed(0)
-    plain = build(Segmentation).eval()
-    compiled = build(Segmentation, compile=True).eval()
-    compiled.load_state_dict(plain.state_dict())
-    compiled.apply_speed_options()
+    plain, compiled = (model.eval() for model in compiled_twins(Segmentation))
     images = torch.randn(2, 1, 32, 32)
     start = time.perf_counter()
     with torch.no_grad():
@@ -232,11 +235,7 @@ def test_channels_last_through_the_command_line(prepared_tiny, tmp_path: Path, m
 
 
 def test_compile_through_the_command_line(prepared_tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from torch._dynamo.testing import CompileCounter
-
-    counter = CompileCounter()  # the counting eager backend again: inductor would take minutes here
-    original = torch.nn.Module.compile
-    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *args, **kwargs: original(self, backend=counter))
+    counter = count_compilations(monkeypatch)
     torch._dynamo.reset()
     cli = fit_demo_mim(prepared_tiny, tmp_path, monkeypatch, "--model.init_args.compile", "true")
     assert cli.model.compile_network is True

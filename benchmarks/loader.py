@@ -55,6 +55,7 @@ import monai
 import numpy as np
 import torch
 from augment_timing import time_augmentation
+from lightning.pytorch.utilities import move_data_to_device
 from loader_profile import profile_pipeline
 from reference_pipeline import FIDELITIES, ReferenceSliceDataset, SliceFiles, reseed_worker
 from torch.utils.data import DataLoader
@@ -109,11 +110,6 @@ def cycle(loader: DataLoader) -> Iterator[Any]:
         yield from loader
 
 
-def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """Move a batch's tensors to ``device`` (what Lightning's batch transfer does)."""
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
 def synchronise(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -154,7 +150,7 @@ def sspcmr_pipeline(setup: Setup, device: torch.device) -> Pipeline:
     generator = torch.Generator().manual_seed(setup.module.seed)  # what a method's augmentation draws from
 
     def step(batch: dict[str, Any]) -> dict[str, Any]:
-        return setup.augmenter(to_device(batch, device), generator)
+        return setup.augmenter(move_data_to_device(batch, device), generator)  # Lightning's batch transfer
 
     return Pipeline(cycle(loader), step, device)
 

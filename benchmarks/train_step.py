@@ -44,6 +44,8 @@ def _synthetic_batches(batch_size: int, size: int, device: torch.device):
 
 
 def _loader_batches(prepared: str, split: str, batch_size: int, size: int, device: torch.device, workers: int):
+    from lightning.pytorch.utilities import move_data_to_device
+
     from sspcmr.data.datamodule import CineDataModule
     from sspcmr.methods import Segmentation
 
@@ -53,7 +55,7 @@ def _loader_batches(prepared: str, split: str, batch_size: int, size: int, devic
     recipe = Segmentation(channels=[8, 16, 32], output_size=size)  # its augmentation only (what fit runs)
     while True:
         for batch in module.train_dataloader():
-            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            batch = move_data_to_device(batch, device)  # Lightning's batch transfer
             batch = recipe.augment(batch, training=True)
             yield batch[K.IMAGE], batch[K.LABEL]
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities import move_data_to_device
 from pretrain_step import attach_bench_trainer, optimiser_step
 from torch.utils.data import DataLoader
 
@@ -29,11 +30,6 @@ def sync(device: torch.device) -> None:
     """Wait for the device's queued work (a no-op on the CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """The batch's tensors on ``device`` (what Lightning's batch transfer does)."""
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 def cycle(loader: DataLoader) -> Iterator[dict]:
@@ -85,7 +81,7 @@ def time_steps(spec: MethodSpec, variant: Variant, natives: list[dict], device: 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     module, optimizer = _module(spec, variant, device)
-    on_device = [to_device(batch, device) for batch in natives]
+    on_device = [move_data_to_device(batch, device) for batch in natives]
     scaler = torch.amp.GradScaler(device.type, enabled=variant.precision == "16-mixed")
     step_times, aug_times, first_step = [], [], 0.0
     for step in range(warmup + steps):
@@ -139,7 +135,7 @@ def time_loading(spec: MethodSpec, variant: Variant, data: dict, device: torch.d
         start = time.perf_counter()
         raw = next(batches_iter)
         got = time.perf_counter()
-        batch = module.augment(to_device(raw, device), training=True)
+        batch = module.augment(move_data_to_device(raw, device), training=True)
         optimiser_step(module, optimizer, scaler, batch, step, variant.precision)
         sync(device)
         if step >= warmup:

@@ -39,7 +39,7 @@ def configs_root() -> Path:
                     "reinstall it from a wheel or the source tree")
 
 
-def _files() -> dict[str, Path]:
+def config_files() -> dict[str, Path]:
     """Every shipped config by its name without suffix (``pretrain/mim``), in name order."""
     root = configs_root()
     found = {path.relative_to(root).with_suffix("").as_posix(): path
@@ -49,7 +49,7 @@ def _files() -> dict[str, Path]:
 
 def config_names() -> list[str]:
     """The names of the shipped configs (``pretrain/mim``, ``study/smoke``, ...), sorted."""
-    return list(_files())
+    return list(config_files())
 
 
 def _name_of(value: str) -> str:
@@ -66,7 +66,7 @@ def _name_of(value: str) -> str:
 def find_config(name: str) -> Path | None:
     """The shipped file that ``name`` names, or None (only names from :func:`config_names` ever match, so
     ``..`` cannot reach outside the folder)."""
-    return _files().get(_name_of(name)) if name else None
+    return config_files().get(_name_of(name)) if name else None
 
 
 def packaged_config(name: str) -> Path:

@@ -38,13 +38,13 @@ def _summary(path: Path, width: int) -> str:
 
 def _list(args: argparse.Namespace) -> int:
     """``sspcmr configs list``: every shipped config's name, kind and first comment line."""
-    from sspcmr.shipped_configs import config_names, configs_root, packaged_config
+    from sspcmr.shipped_configs import config_files, configs_root
 
-    rows = [(name, _kind(packaged_config(name))) for name in config_names()]
-    rows = [row for row in rows if not args.kind or row[1] == args.kind]
-    width = max((len(name) for name, _ in rows), default=4)
-    for name, kind in rows:
-        print(f"{name:<{width}}  {kind:<5}  {_summary(packaged_config(name), max(30, _LINE_WIDTH - width - 9))}")
+    rows = [(name, path, _kind(path)) for name, path in config_files().items()]
+    rows = [row for row in rows if not args.kind or row[2] == args.kind]
+    width = max((len(name) for name, _, _ in rows), default=4)
+    for name, path, kind in rows:
+        print(f"{name:<{width}}  {kind:<5}  {_summary(path, max(30, _LINE_WIDTH - width - 9))}")
     print(f"\n{len(rows)} configs in {configs_root()}; fit: `sspcmr fit --config NAME`, study: "
           "`sspcmr study --config NAME`")
     return 0

@@ -53,8 +53,17 @@ def loss_keys(model: L.LightningModule) -> tuple[str, str]:
 
 
 class NamedCheckpoint(ModelCheckpoint):
-    """A ModelCheckpoint whose saved state is told apart by its file name, so two may watch the same metric
-    (DINO's best.ckpt and best-train.ckpt) or the same period as ``last.ckpt`` (snapshots every epoch)."""
+    """A ModelCheckpoint under a stable file name (no version counter, no metric appended), whose saved state is
+    told apart by that name, so two may watch the same metric (DINO's best.ckpt and best-train.ckpt) or the same
+    period as ``last.ckpt`` (snapshots every epoch).
+
+    Args:
+        filename: the file name without ``.ckpt`` (Lightning's format fields allowed: ``epoch={epoch:04d}``).
+        kwargs: the other :class:`~lightning.pytorch.callbacks.ModelCheckpoint` options.
+    """
+
+    def __init__(self, filename: str, **kwargs) -> None:
+        super().__init__(filename=filename, enable_version_counter=False, auto_insert_metric_name=False, **kwargs)
 
     @property
     def state_key(self) -> str:
@@ -96,17 +105,14 @@ class CheckpointSelection:
             metric = self.monitor or validation
             # A validation metric is saved right after the validation that logged it (whatever
             # check_val_every_n_epoch is); a training metric at the end of its epoch.
-            found.append(NamedCheckpoint(filename="best", monitor=metric, mode="min", save_top_k=1,
-                                         save_on_train_epoch_end=not metric.startswith("val/"),
-                                         enable_version_counter=False, auto_insert_metric_name=False))
+            found.append(NamedCheckpoint("best", monitor=metric, mode="min", save_top_k=1,
+                                         save_on_train_epoch_end=not metric.startswith("val/")))
         if self.best_train:
-            found.append(NamedCheckpoint(filename="best-train", monitor=self.train_monitor or training, mode="min",
-                                         save_top_k=1, save_on_train_epoch_end=True, enable_version_counter=False,
-                                         auto_insert_metric_name=False))
+            found.append(NamedCheckpoint("best-train", monitor=self.train_monitor or training, mode="min",
+                                         save_top_k=1, save_on_train_epoch_end=True))
         if self.every_n_epochs:
-            found.append(NamedCheckpoint(filename="epoch={epoch:04d}", every_n_epochs=self.every_n_epochs,
-                                         save_top_k=-1, save_on_train_epoch_end=True, enable_version_counter=False,
-                                         auto_insert_metric_name=False))
+            found.append(NamedCheckpoint("epoch={epoch:04d}", every_n_epochs=self.every_n_epochs, save_top_k=-1,
+                                         save_on_train_epoch_end=True))
         return found
 
 
